@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""bulwark vs Postfix, measured in the same run on the same machine.
+
+  make bench                      # build, then this script with its defaults
+  bench/bench_smtp.py --help
+
+1. End-to-end throughput: Postfix's smtp-source sends --messages messages of
+   --size payload bytes over --sessions parallel sessions (one SMTP session per
+   message) to each server; the clock runs from smtp-source's start until the
+   last message is a file in the user's Maildir new/. Both servers fsync (Postfix
+   by default, bulwark always). A warm-up of --warmup messages goes first.
+2. Idle sessions: --idle sessions to bulwark (connect, greeting, EHLO, then
+   silence) and the daemon's RSS; --idle-postfix sessions to Postfix and the
+   PSS its processes need per session, for comparison.
+
+Runs as root (Postfix's master must); everything listens on 127.0.0.1 only,
+every wait is bounded, and everything started is stopped on the way out, also
+on Ctrl-C or SIGTERM.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchlib import (BenchError, drive, free_port, log, proc_status_kb,  # noqa: E402
+                      raise_nofile)
+from bulwark_instance import BulwarkInstance  # noqa: E402
+from idle_sessions import IdleSessions  # noqa: E402
+from postfix_instance import PostfixInstance  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TARGET_RATIO = 2.0        # bulwark at least 2x Postfix end-to-end
+TARGET_IDLE_MB = 150.0    # 10,000 idle sessions under 150 MB RSS
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(f"signal {signal.Signals(signum).name}")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--messages", type=int, default=5000, help="messages per measured run (5000)")
+    p.add_argument("--warmup", type=int, default=200, help="warm-up messages per server (200)")
+    p.add_argument("--sessions", type=int, default=50, help="parallel SMTP sessions (50)")
+    p.add_argument("--size", type=int, default=5120, help="message payload bytes (5120)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measured runs per server, the best one is reported (1)")
+    p.add_argument("--idle", type=int, default=10000, help="idle sessions held to bulwark (10000)")
+    p.add_argument("--idle-postfix", type=int, default=200,
+                   help="idle sessions held to Postfix for the PSS comparison (200)")
+    p.add_argument("--idle-hold", type=float, default=5.0,
+                   help="seconds the idle sessions stay open before they are counted (5)")
+    p.add_argument("--only", choices=("both", "postfix", "bulwark"), default="both")
+    p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-idle", action="store_true")
+    p.add_argument("--build-dir", default=os.path.join(REPO, "build"),
+                   help="where bulwarkd and bulwarkctl are (build/)")
+    p.add_argument("--bulwark-log-level", default="info",
+                   help="log_level in the bench config (info, the default, like Postfix's maillog)")
+    p.add_argument("--timeout", type=float, default=0,
+                   help="seconds one run may take before it counts as failed (default: 60 + messages/20)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Maildirs)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a target (ratio >= 2, idle RSS < 150 MB) is missed")
+    return p.parse_args(argv)
+
+
+def throughput(name, server, args, workdir):
+    timeout = args.timeout or 60 + args.messages / 20
+    if args.warmup:
+        w = drive(name, "127.0.0.1", server.port, server.maildir_new, args.warmup,
+                  min(args.sessions, args.warmup), args.size, workdir, timeout)
+        log(f"{name}: warm-up {w['messages']} msgs in {w['seconds']:.2f}s ({w['rate']:.0f} msg/s)")
+    best = None
+    for r in range(args.rounds):
+        res = drive(name, "127.0.0.1", server.port, server.maildir_new, args.messages,
+                    args.sessions, args.size, workdir, timeout)
+        log(f"{name}: run {r + 1}: {res['messages']} msgs, accepted in {res['accept_seconds']:.2f}s, "
+            f"in Maildir after {res['seconds']:.2f}s ({res['rate']:.0f} msg/s)")
+        if best is None or res["rate"] > best["rate"]:
+            best = res
+    check_maildir(name, server.maildir_new, args.size)
+    return best
+
+
+def check_maildir(name, maildir_new, size):
+    """Sanity: the delivered files hold the whole payload."""
+    with os.scandir(maildir_new) as it:
+        entries = [e for _, e in zip(range(50), it)]
+    short = [e.name for e in entries if e.stat().st_size < size]
+    if short:
+        raise BenchError(f"{name}: {len(short)} delivered files are shorter than {size} bytes, "
+                         f"e.g. {os.path.join(maildir_new, short[0])}")
+
+
+def idle_postfix(pf, args):
+    # A fresh start, so that the smtpd, cleanup and virtual processes left idle
+    # by the throughput run are not counted in the baseline.
+    pf.stop()
+    pf.start()
+    time.sleep(1)
+    base_kb, base_pids = pf.pss_kb()
+    sess = IdleSessions("127.0.0.1", pf.port, args.idle_postfix)
+    try:
+        sess.open_all(timeout=60 + args.idle_postfix / 10)
+        sess.hold(min(args.idle_hold, 2.0))
+        kb, pids = pf.pss_kb()
+        res = {
+            "server": "postfix", "sessions": args.idle_postfix, "greeted": sess.greeted,
+            "idle": sess.idle_count(), "failures": dict(sess.failures),
+            "processes": len(pids), "base_processes": len(base_pids),
+            "mem_mb": kb / 1024, "base_mb": base_kb / 1024,
+        }
+    finally:
+        sess.close()
+    n = max(res["idle"], 1)
+    res["per_session_kb"] = (kb - base_kb) / n
+    log(f"postfix idle: {res['idle']}/{args.idle_postfix} idle sessions, {len(pids)} processes, "
+        f"PSS {res['mem_mb']:.1f} MB (was {res['base_mb']:.1f} MB), "
+        f"{res['per_session_kb'] / 1024:.2f} MiB per session")
+    return res
+
+
+def idle_bulwark(bw, args):
+    base_kb = proc_status_kb(bw.pid, "VmRSS") or 0
+    sess = IdleSessions("127.0.0.1", bw.port, args.idle)
+    try:
+        secs = sess.open_all(timeout=120 + args.idle / 50)
+        sess.hold(args.idle_hold)
+        if not bw.alive():
+            raise BenchError("bulwark: bulwarkd died during the idle-session test")
+        kb = proc_status_kb(bw.pid, "VmRSS") or 0
+        hwm = proc_status_kb(bw.pid, "VmHWM") or 0
+        res = {
+            "server": "bulwark", "sessions": args.idle, "greeted": sess.greeted,
+            "idle": sess.idle_count(), "failures": dict(sess.failures),
+            "open_seconds": secs, "mem_mb": kb / 1024, "base_mb": base_kb / 1024,
+            "hwm_mb": hwm / 1024,
+        }
+    finally:
+        sess.close()
+    n = max(res["idle"], 1)
+    res["per_session_kb"] = (kb - base_kb) / n
+    log(f"bulwark idle: {res['greeted']}/{args.idle} greeted, {res['idle']} still idle after "
+        f"{args.idle_hold:.0f}s, opened in {secs:.1f}s, RSS {res['mem_mb']:.1f} MB "
+        f"(was {res['base_mb']:.1f} MB)")
+    return res
+
+
+def print_report(args, tp, idle):
+    out = []
+    if tp:
+        out.append("")
+        out.append(f"End-to-end into Maildir: {args.messages} messages, {args.size}-byte payload, "
+                   f"{args.sessions} parallel sessions (smtp-source, one session per message)")
+        out.append(f"{'server':<10}{'messages':>10}{'seconds':>10}{'msg/s':>10}"
+                   f"{'accepted s':>12}{'accept msg/s':>14}")
+        for r in tp:
+            out.append(f"{r['server']:<10}{r['messages']:>10}{r['seconds']:>10.2f}{r['rate']:>10.0f}"
+                       f"{r['accept_seconds']:>12.2f}{r['accept_rate']:>14.0f}")
+    by = {r["server"]: r for r in tp}
+    ratio = None
+    if "bulwark" in by and "postfix" in by:
+        ratio = by["bulwark"]["rate"] / by["postfix"]["rate"]
+        out.append(f"ratio bulwark/postfix: {ratio:.2f} (target >= {TARGET_RATIO:.1f})")
+    ib = next((r for r in idle if r["server"] == "bulwark"), None)
+    ip = next((r for r in idle if r["server"] == "postfix"), None)
+    if idle:
+        out.append("")
+        out.append("Idle sessions (connect, 220, EHLO, 250, then silent)")
+        out.append(f"{'server':<10}{'sessions':>10}{'greeted':>10}{'idle':>8}{'memory MB':>12}"
+                   f"{'before MB':>12}{'MB/1000 sess':>14}")
+        for r in idle:
+            per_k = r["per_session_kb"] * 1000 / 1024
+            what = "RSS" if r["server"] == "bulwark" else "PSS"
+            out.append(f"{r['server']:<10}{r['sessions']:>10}{r['greeted']:>10}{r['idle']:>8}"
+                       f"{r['mem_mb']:>8.1f} {what}{r['base_mb']:>12.1f}{per_k:>14.1f}")
+            if r["failures"]:
+                out.append(f"    {r['server']} failures: {r['failures']}")
+        if ip:
+            out.append(f"postfix: {ip['processes']} processes, "
+                       f"{ip['per_session_kb'] / 1024:.2f} MiB PSS per idle session")
+    out.append("")
+    ok = True
+    if by.get("bulwark") or by.get("postfix"):
+        b = f"{by['bulwark']['rate']:.0f}" if "bulwark" in by else "-"
+        p = f"{by['postfix']['rate']:.0f}" if "postfix" in by else "-"
+        r = f"{ratio:.2f}" if ratio is not None else "-"
+        out.append(f"end-to-end: bulwark {b} msg/s, postfix {p} msg/s, ratio {r}")
+        if ratio is not None and ratio < TARGET_RATIO:
+            ok = False
+    if ib:
+        out.append(f"idle: {ib['idle']}/{ib['sessions']} sessions, RSS {ib['mem_mb']:.1f} MB "
+                   f"({ib['mem_mb'] * 1000 / max(ib['idle'], 1):.1f} MB/1000 sessions, "
+                   f"target < {TARGET_IDLE_MB:.0f} MB)")
+        if ib["idle"] < ib["sessions"] or ib["mem_mb"] >= TARGET_IDLE_MB:
+            ok = False
+    print("\n".join(out), flush=True)
+    return ok
+
+
+def main(argv):
+    args = parse_args(argv)
+    if os.geteuid() != 0 and args.only != "bulwark":
+        print("bench_smtp.py: the Postfix half needs root (run as root, or --only bulwark)",
+              file=sys.stderr)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    want_fds = max(args.idle, args.idle_postfix) * 2 + 4096
+    nofile = raise_nofile(want_fds)  # inherited by bulwarkd too
+    if nofile < args.idle + 512:
+        log(f"warning: RLIMIT_NOFILE is {nofile}, fewer than --idle {args.idle} needs")
+
+    tmp = tempfile.mkdtemp(prefix="bulwark-bench-")
+    log(f"work dir {tmp}")
+    tp, idle = [], []
+    pf = bw = None
+    status = 0
+    try:
+        if args.only in ("both", "postfix"):
+            pf = PostfixInstance(tmp, free_port(), process_limit=max(100, args.idle_postfix + 50))
+            pf.setup()
+            pf.start()
+            if not args.skip_throughput:
+                tp.append(throughput("postfix", pf, args, tmp))
+            if not args.skip_idle and args.idle_postfix > 0:
+                idle.append(idle_postfix(pf, args))
+            pf.stop()
+        if args.only in ("both", "bulwark"):
+            bw = BulwarkInstance(tmp, free_port(), args.build_dir, max_conn=max(20000, args.idle + 100),
+                                 log_level=args.bulwark_log_level)
+            bw.setup()
+            bw.start()
+            if not args.skip_throughput:
+                tp.append(throughput("bulwark", bw, args, tmp))
+            if not args.skip_idle and args.idle > 0:
+                idle.append(idle_bulwark(bw, args))
+            bw.stop()
+        ok = print_report(args, tp, idle)
+        if args.strict and not ok:
+            status = 1
+    except (BenchError, Interrupted, KeyboardInterrupt) as e:
+        print(f"bench_smtp.py: {e or type(e).__name__}", file=sys.stderr)
+        if tp or idle:
+            print_report(args, tp, idle)
+        status = 130 if isinstance(e, (Interrupted, KeyboardInterrupt)) else 1
+    finally:
+        # Stop everything, whatever happened above; a second Ctrl-C must not skip this.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if bw is not None:
+            bw.stop()
+        if pf is not None:
+            pf.stop()
+        if args.keep or status not in (0, 130):
+            log(f"logs and Maildirs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

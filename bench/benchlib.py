@@ -1,0 +1,238 @@
+"""Small helpers shared by the bulwark benchmarks (stdlib only).
+
+Everything here is bounded: every wait has a deadline, every process we start
+is remembered so that the caller can stop it on the way out.
+"""
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+BENCH_DOMAIN = "bench.test"
+BENCH_USER = "user@bench.test"
+BENCH_SENDER = "sender@bench.test"
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+
+
+class BenchError(Exception):
+    """A benchmark step failed; the message says which and why."""
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nobody listens on right now (bind to 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host, port, timeout, proc=None):
+    """Wait until HOST:PORT accepts a connection and sends a 220 greeting."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BenchError(f"process exited with {proc.returncode} before {host}:{port} answered")
+        try:
+            with socket.create_connection((host, port), timeout=2) as s:
+                s.settimeout(5)
+                banner = s.recv(512)
+                if banner.startswith(b"220"):
+                    try:
+                        s.sendall(b"QUIT\r\n")
+                    except OSError:
+                        pass
+                    return banner.decode("ascii", "replace").strip()
+                last = banner
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise BenchError(f"{host}:{port} did not greet within {timeout}s (last: {last!r})")
+
+
+def count_files(path):
+    """How many entries a directory holds (0 while it does not exist)."""
+    try:
+        with os.scandir(path) as it:
+            return sum(1 for _ in it)
+    except FileNotFoundError:
+        return 0
+
+
+def raise_nofile(want):
+    """Raise RLIMIT_NOFILE to at least WANT if we can; return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    if hard < want:
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                nr_open = int(f.read())
+        except OSError:
+            nr_open = hard
+        new_hard = min(max(want, hard), nr_open)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_hard, new_hard))
+            hard = new_hard
+        except (ValueError, OSError):
+            pass  # not root: stay within the hard limit
+    soft = min(want, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+def proc_status_kb(pid, field):
+    """A kB field of /proc/PID/status (VmRSS, VmHWM, ...), or None."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def proc_pss_kb(pid):
+    """Pss of one process from /proc/PID/smaps_rollup, in kB (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def children_of(ppid):
+    """Pids whose parent is PPID (one level)."""
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # comm may hold spaces and parentheses: split after the last ')'.
+        rest = stat[stat.rfind(")") + 2:].split()
+        if len(rest) > 1 and int(rest[1]) == ppid:
+            kids.append(int(name))
+    return kids
+
+
+def process_tree(root):
+    """ROOT and all its descendants."""
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children_of(pid))
+    return out
+
+
+def proc_comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def run_smtp_source(host, port, messages, sessions, size, helo, workdir, timeout):
+    """Start smtp-source against HOST:PORT; returns the Popen (output to a file).
+
+    -s sessions in parallel, -l payload bytes, -m messages in total; each
+    message is its own SMTP session (connect, EHLO, MAIL, RCPT, DATA, QUIT),
+    like an MX sees it.
+    """
+    out = open(os.path.join(workdir, f"smtp-source-{port}-{messages}.out"), "wb")
+    cmd = [SMTP_SOURCE, "-c", "-s", str(sessions), "-l", str(size), "-m", str(messages),
+           "-M", helo, "-f", BENCH_SENDER, "-t", BENCH_USER, f"{host}:{port}"]
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc.bench_out = out  # closed by the caller through finish_smtp_source
+    proc.bench_cmd = cmd
+    return proc
+
+
+def read_tail(path, limit=2000):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return f"({path}: {e})"
+
+
+def drive(name, host, port, maildir_new, messages, sessions, size, workdir, timeout,
+          helo="client.bench.example"):
+    """Send MESSAGES with smtp-source and wait until they all sit in MAILDIR_NEW.
+
+    Returns a dict: seconds until smtp-source finished (all 250s received),
+    seconds until the last message was in the Maildir, and the rates.
+    """
+    base = count_files(maildir_new)
+    target = base + messages
+    t0 = time.monotonic()
+    proc = run_smtp_source(host, port, messages, sessions, size, helo, workdir, timeout)
+    accepted_at = None
+    try:
+        deadline = t0 + timeout
+        while True:
+            now = time.monotonic()
+            if accepted_at is None and proc.poll() is not None:
+                accepted_at = now
+                if proc.returncode != 0:
+                    proc.bench_out.flush()
+                    raise BenchError(
+                        f"{name}: smtp-source exited {proc.returncode}: "
+                        f"{read_tail(proc.bench_out.name, 600)!r}")
+            n = count_files(maildir_new)
+            if n >= target and accepted_at is not None:
+                done_at = time.monotonic()
+                break
+            if now > deadline:
+                raise BenchError(
+                    f"{name}: only {n - base}/{messages} messages in {maildir_new} after "
+                    f"{timeout}s (smtp-source {'running' if proc.poll() is None else 'done'})")
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.bench_out.close()
+    total = done_at - t0
+    acc = accepted_at - t0
+    return {
+        "server": name,
+        "messages": messages,
+        "seconds": total,
+        "rate": messages / total if total > 0 else float("inf"),
+        "accept_seconds": acc,
+        "accept_rate": messages / acc if acc > 0 else float("inf"),
+    }
+
+
+def terminate(proc, grace=10.0):
+    """SIGTERM a Popen, SIGKILL after GRACE seconds; always reaps it."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,106 @@
+"""A bulwarkd for the benchmark: its own config and data_dir under a temp dir.
+
+MX listener only (on a free loopback port), bench.test as the local domain,
+one confirmed user, the connection limits raised for the idle-session test
+and greet_pause_ms 0. Everything else, fsync included, is the default.
+"""
+
+import os
+import signal
+import subprocess
+
+from benchlib import BenchError, BENCH_DOMAIN, BENCH_USER, log, read_tail, terminate, wait_for_port
+
+BENCH_PASSWORD = "Bench-Password-42!x"
+
+CONFIG = """\
+# bulwark benchmark config (written by bench/bulwark_instance.py)
+hostname: mail.bench.test
+domains: [{domain}]
+data_dir: {data_dir}
+user: null
+log_level: {log_level}
+
+listen:
+  smtp: [127.0.0.1:{port}]
+  submission: []
+  submissions: []
+  imap: []
+  imaps: []
+  http: []
+
+mynetworks: [127.0.0.0/8]
+
+smtp:
+  max_connections_per_ip: {max_conn}
+  max_connections: {max_conn}
+  greet_pause_ms: 0
+"""
+
+
+class BulwarkInstance:
+    def __init__(self, tmp, port, build_dir, max_conn=20000, log_level="warning"):
+        self.tmp = tmp
+        self.port = port
+        self.bulwarkd = os.path.join(build_dir, "bulwarkd")
+        self.bulwarkctl = os.path.join(build_dir, "bulwarkctl")
+        self.data_dir = os.path.join(tmp, "bulwark-data")
+        self.config = os.path.join(tmp, "bulwark.yaml")
+        self.logfile = os.path.join(tmp, "bulwarkd.log")
+        self.max_conn = max_conn
+        self.log_level = log_level
+        self.maildir_new = os.path.join(self.data_dir, "mail", BENCH_DOMAIN, "user", "new")
+        self.proc = None
+
+    def _ctl(self, *args, stdin=None):
+        r = subprocess.run([self.bulwarkctl, "-c", self.config, *args], input=stdin,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise BenchError(f"bulwarkctl {' '.join(args)} failed ({r.returncode}): "
+                             f"{(r.stdout + r.stderr).strip()}")
+        return r.stdout
+
+    def setup(self):
+        for b in (self.bulwarkd, self.bulwarkctl):
+            if not os.access(b, os.X_OK):
+                raise BenchError(f"{b} is missing: run `make build` first")
+        os.makedirs(self.data_dir, 0o700, exist_ok=True)
+        with open(self.config, "w") as f:
+            f.write(CONFIG.format(domain=BENCH_DOMAIN, data_dir=self.data_dir, port=self.port,
+                                  max_conn=self.max_conn, log_level=self.log_level))
+        self._ctl("user", "add", BENCH_USER, "--confirmed", stdin=BENCH_PASSWORD + "\n")
+
+    def start(self):
+        log(f"bulwark: starting {self.bulwarkd} -c {self.config} (127.0.0.1:{self.port})")
+        out = open(self.logfile, "ab")
+        try:
+            # Its own session: a Ctrl-C in the terminal reaches us, and we stop it.
+            self.proc = subprocess.Popen([self.bulwarkd, "-c", self.config], stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        finally:
+            out.close()
+        try:
+            wait_for_port("127.0.0.1", self.port, 30, proc=self.proc)
+        except BenchError as e:
+            raise BenchError(f"bulwark: {e}\n{read_tail(self.logfile)}") from None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            log(f"bulwark: had already exited with {self.proc.returncode}")
+        terminate(self.proc, grace=20)
+        self.proc = None
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()

@@ -1,0 +1,28 @@
+/*
+ * pool.h: a small pool of worker threads for blocking work (fsync, password
+ * hashing) so the event loop never waits on it. Each job runs work(arg) on a
+ * worker, then done(arg) on the loop thread. Trusts its callers.
+ */
+#ifndef BULWARK_POOL_H
+#define BULWARK_POOL_H
+
+#include <stddef.h>
+
+struct event_base;
+struct pool;
+
+typedef void pool_fn(void *arg);
+
+/* Start nthreads workers whose completions are run on base. NULL on failure. */
+struct pool *pool_new(struct event_base *base, int nthreads);
+/*
+ * Queue a job. work runs on a worker thread (must not touch loop state);
+ * done (may be NULL) runs on the loop thread afterwards. 0 ok, -1 out of memory.
+ */
+int pool_submit(struct pool *pool, pool_fn *work, pool_fn *done, void *arg);
+/* Jobs submitted whose done() has not run yet. */
+size_t pool_pending(const struct pool *pool);
+/* Stop the workers after the queued jobs ran, run the pending done()s, free. */
+void pool_free(struct pool **pool);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * queue.h: the spool (data_dir/queue) and its scheduler. A message and its
+ * envelope live in one file, written and fsynced (file and directory)
+ * before the session answers 250; then local recipients are delivered to
+ * Maildir on the worker pool and the entry goes. Remote recipients stay
+ * queued until outbound delivery exists (the outbound issue).
+ * Loop thread only, except where noted.
+ */
+#ifndef BULWARK_QUEUE_H
+#define BULWARK_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct pool;
+struct config;
+struct queue;
+struct queue_writer;
+
+#define QUEUE_ID_LEN 16   /* hex characters */
+
+enum queue_flag {
+	QUEUE_FLAG_8BITMIME = 1 << 0,
+	QUEUE_FLAG_SMTPUTF8 = 1 << 1,
+};
+
+struct queue_rcpt {
+	char *address;     /* the delivery target: an account or a remote address */
+	bool local;        /* a local account (Maildir) */
+	bool done;
+};
+
+struct queue_envelope {
+	char id[QUEUE_ID_LEN + 1];
+	int64_t ctime;
+	char *sender;      /* "" for the null sender <> */
+	char *client_ip;
+	char *helo;
+	unsigned flags;    /* QUEUE_FLAG_* */
+	struct queue_rcpt *rcpts;
+	size_t nrcpts;
+};
+
+/* Free the strings and array inside env (not env itself). */
+void queue_envelope_clear(struct queue_envelope *env);
+/* Serialise/parse the envelope header of a spool file (see queue_spool.c). */
+char *queue_envelope_format(const struct queue_envelope *env, size_t *len_r);
+/* Parse the header at the start of buf; *body_off_r is where the message starts. */
+int queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env_r,
+    size_t *body_off_r);
+
+struct queue *queue_new(struct event_base *base, struct pool *pool, const struct config *cfg);
+/* Create the directories, drop half-written files, schedule what is queued. */
+int queue_start(struct queue *q, char **error_r);
+void queue_free(struct queue **q);
+/* Messages in the spool (queued, delivering or waiting for remote delivery). */
+size_t queue_count(const struct queue *q);
+/* Deliveries running on the pool right now. */
+size_t queue_busy(const struct queue *q);
+
+/* Make a fresh queue id (random, QUEUE_ID_LEN hex). */
+void queue_new_id(char id_r[QUEUE_ID_LEN + 1]);
+
+/*
+ * Start a message: opens queue/tmp/ID (O_EXCL, 0600) and writes the
+ * envelope (env->id must be set; env is copied). 0 ok, -1 with errno.
+ */
+int queue_writer_new(struct queue *q, const struct queue_envelope *env,
+    struct queue_writer **w_r);
+/* Append message bytes (buffered; large messages stream to the file). */
+int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
+typedef void queue_commit_cb(void *arg, int result);
+/*
+ * Finish: on the pool, write the rest, fsync, rename into queue/, fsync the
+ * directory; then cb(arg, 0) (or -1) on the loop, and the message is
+ * scheduled for delivery. *w is consumed. Returns -1 (and does not call cb)
+ * only when the job cannot be queued.
+ */
+int queue_writer_commit(struct queue_writer **w, queue_commit_cb *cb, void *arg);
+/* Drop the message being written (the tmp file is removed). */
+void queue_writer_abort(struct queue_writer **w);
+
+#endif

@@ -1,0 +1,337 @@
+/*
+ * queue_scheduler.c: what happens to a spooled message. Local recipients
+ * are delivered to Maildir on the worker pool; when none is left the spool
+ * file goes. Progress for a partly delivered message is kept in ID.state
+ * (indexes of finished recipients) so a restart does not deliver twice what
+ * it knows was delivered. Failed local deliveries are retried every minute.
+ * Remote recipients wait for the outbound issue.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "delivery/delivery.h"
+#include "queue/queue_private.h"
+
+#define QUEUE_RETRY_SECONDS 60
+#define QUEUE_HEADER_SLACK (1024 * 1024)
+
+struct queue_job {
+	struct queue *q;
+	struct queue_entry *e;
+	bool removed;       /* every recipient done, spool file gone */
+	bool failed;        /* a local delivery failed: retry later */
+	bool remote_left;
+};
+
+static bool
+queue_id_valid(const char *name)
+{
+	if (strlen(name) != QUEUE_ID_LEN)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+/* Mark the recipients listed in ID.state as done. */
+static void
+queue_state_load(const char *path, struct queue_envelope *env)
+{
+	char *buf;
+	size_t len;
+
+	if (fs_read_file(path, &buf, &len, 1 << 20) == -1)
+		return;
+	for (char *line = strtok(buf, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		char *end;
+		unsigned long idx;
+
+		if (strncmp(line, "done ", 5) != 0)
+			continue;
+		idx = strtoul(line + 5, &end, 10);
+		if (*end == '\0' && idx < env->nrcpts)
+			env->rcpts[idx].done = true;
+	}
+	free(buf);
+}
+
+static int
+queue_state_save(const char *dir, const char *id, const struct queue_envelope *env)
+{
+	char name[QUEUE_ID_LEN + 8], *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int ret;
+
+	if (f == NULL)
+		return -1;
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].done)
+			fprintf(f, "done %zu\n", i);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%s.state", id);
+	ret = fs_write_file_durable(dir, name, buf, len, 0600);
+	free(buf);
+	return ret;
+}
+
+/* Pool thread: deliver what is local and not done yet. */
+static void
+queue_job_work(void *arg)
+{
+	struct queue_job *job = arg;
+	const struct config *cfg = job->q->cfg;
+	char path[PATH_MAX], statepath[PATH_MAX + 8], esc[LOG_ESCAPE_MAX];
+	struct queue_envelope env;
+	size_t len, body;
+	char *buf;
+	bool progress = false;
+
+	if (fs_path(path, sizeof(path), "%s/%s", job->q->dir, job->e->id) == -1 ||
+	    fs_path(statepath, sizeof(statepath), "%s.state", path) == -1 ||
+	    fs_read_file(path, &buf, &len, cfg->smtp.max_message_size + QUEUE_HEADER_SLACK) == -1) {
+		log_warn("event=queue.error queue_id=%s reason=read", job->e->id);
+		job->failed = true;
+		return;
+	}
+	if (queue_envelope_parse(buf, len, &env, &body) == -1) {
+		/* Keep the file for the admin; never delete what we cannot read. */
+		log_error("event=queue.corrupt queue_id=%s path=%s", job->e->id, path);
+		job->failed = true;
+		free(buf);
+		return;
+	}
+	queue_state_load(statepath, &env);
+	for (size_t i = 0; i < env.nrcpts; i++) {
+		struct queue_rcpt *r = &env.rcpts[i];
+		const char *reason;
+
+		if (r->done)
+			continue;
+		if (!r->local) {
+			job->remote_left = true;
+			continue;
+		}
+		log_escape(esc, sizeof(esc), r->address, strlen(r->address));
+		if (delivery_maildir(cfg->data_dir, cfg->hostname, r->address, env.sender,
+		    buf + body, len - body, &reason) == -1) {
+			log_warn("event=delivery.deferred queue_id=%s to=%s reason=\"%s\"",
+			    env.id, esc, reason);
+			job->failed = true;
+			continue;
+		}
+		r->done = true;
+		progress = true;
+		log_info("event=delivery.ok queue_id=%s to=%s mailbox=maildir size=%zu",
+		    env.id, esc, len - body);
+	}
+	if (!job->failed && !job->remote_left) {
+		/* No fsync needed: a lost unlink means a duplicate, never a loss. */
+		(void)unlink(statepath);
+		if (unlink(path) == -1)
+			log_warn("event=queue.error queue_id=%s reason=unlink", env.id);
+		job->removed = true;
+		log_info("event=queue.removed queue_id=%s", env.id);
+	} else if (progress && queue_state_save(job->q->dir, env.id, &env) == -1) {
+		log_warn("event=queue.error queue_id=%s reason=state", env.id);
+	}
+	queue_envelope_clear(&env);
+	free(buf);
+}
+
+static void
+queue_entry_unlink(struct queue *q, struct queue_entry *e)
+{
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		q->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	q->count--;
+	free(e);
+}
+
+static void
+queue_job_done(void *arg)
+{
+	struct queue_job *job = arg;
+	struct queue *q = job->q;
+	struct queue_entry *e = job->e;
+
+	e->busy = false;
+	q->busy--;
+	if (job->removed) {
+		queue_entry_unlink(q, e);
+	} else if (job->failed) {
+		e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
+	} else if (job->remote_left) {
+		e->remote_waiting = true;
+		log_info("event=queue.waiting queue_id=%s reason=\"remote delivery not available yet\"", e->id);
+	}
+	free(job);
+}
+
+static void
+queue_run(struct queue *q, struct queue_entry *e)
+{
+	struct queue_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL || pool_submit(q->pool, queue_job_work, queue_job_done, job) == -1) {
+		free(job);
+		e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
+		return;
+	}
+	job->q = q;
+	job->e = e;
+	e->busy = true;
+	e->retry_at = 0;
+	q->busy++;
+}
+
+static struct queue_entry *
+queue_entry_add(struct queue *q, const char *id)
+{
+	struct queue_entry *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	memcpy(e->id, id, QUEUE_ID_LEN);
+	e->next = q->head;
+	if (q->head != NULL)
+		q->head->prev = e;
+	q->head = e;
+	q->count++;
+	return e;
+}
+
+void
+queue_schedule_new(struct queue *q, const char *id)
+{
+	struct queue_entry *e = queue_entry_add(q, id);
+
+	if (e == NULL) {
+		/* The file is safe on disk; the next start picks it up. */
+		log_warnx("event=queue.error queue_id=%s reason=\"out of memory\"", id);
+		return;
+	}
+	queue_run(q, e);
+}
+
+static void
+queue_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+	time_t now = time(NULL);
+
+	for (struct queue_entry *e = q->head; e != NULL; e = e->next)
+		if (!e->busy && e->retry_at != 0 && e->retry_at <= now)
+			queue_run(q, e);
+}
+
+struct queue *
+queue_new(struct event_base *base, struct pool *pool, const struct config *cfg)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	q->base = base;
+	q->pool = pool;
+	q->cfg = cfg;
+	if (fs_path(q->dir, sizeof(q->dir) - 64, "%s/queue", cfg->data_dir) == -1 ||
+	    fs_path(q->tmpdir, sizeof(q->tmpdir), "%s/queue/tmp", cfg->data_dir) == -1) {
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+int
+queue_start(struct queue *q, char **error_r)
+{
+	struct timeval tv = { .tv_sec = 15 };
+	struct dirent *de;
+	DIR *d;
+
+	if (fs_mkdir_p(q->tmpdir, 0700) == -1)
+		goto fail;
+	/* Half-written messages never got a 250: drop them. */
+	if ((d = opendir(q->tmpdir)) == NULL)
+		goto fail;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX + 300];
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (fs_path(path, sizeof(path), "%s/%s", q->tmpdir, de->d_name) == 0 &&
+		    unlink(path) == 0)
+			log_info("event=queue.dropped_partial file=%s", de->d_name);
+	}
+	closedir(d);
+	if ((d = opendir(q->dir)) == NULL)
+		goto fail;
+	while ((de = readdir(d)) != NULL) {
+		struct queue_entry *e;
+
+		if (!queue_id_valid(de->d_name))
+			continue;
+		if ((e = queue_entry_add(q, de->d_name)) == NULL) {
+			closedir(d);
+			goto fail;
+		}
+		queue_run(q, e);
+	}
+	closedir(d);
+	if (q->count > 0)
+		log_info("event=queue.recovered messages=%zu", q->count);
+	q->retry_ev = event_new(q->base, -1, EV_PERSIST, queue_retry_cb, q);
+	if (q->retry_ev == NULL || event_add(q->retry_ev, &tv) == -1)
+		goto fail;
+	return 0;
+fail:
+	if (asprintf(error_r, "queue: %s: %s", q->dir, strerror(errno)) == -1)
+		*error_r = NULL;
+	return -1;
+}
+
+size_t
+queue_count(const struct queue *q)
+{
+	return q->count;
+}
+
+size_t
+queue_busy(const struct queue *q)
+{
+	return q->busy;
+}
+
+void
+queue_free(struct queue **qp)
+{
+	struct queue *q = *qp;
+
+	if (q == NULL)
+		return;
+	*qp = NULL;
+	if (q->retry_ev != NULL)
+		event_free(q->retry_ev);
+	while (q->head != NULL)
+		queue_entry_unlink(q, q->head);
+	free(q);
+}
