@@ -22,14 +22,15 @@ import argparse
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import (BenchError, drive, free_port, log, proc_status_kb,  # noqa: E402
-                      raise_nofile)
+from benchlib import (BenchError, drive, free_port, log, proc_cpu_seconds,  # noqa: E402
+                      proc_status_kb, raise_nofile)
 from bulwark_instance import BulwarkInstance  # noqa: E402
 from idle_sessions import IdleSessions  # noqa: E402
 from postfix_instance import PostfixInstance  # noqa: E402
@@ -71,28 +72,80 @@ def parse_args(argv):
                    help="log_level in the bench config (info, the default, like Postfix's maillog)")
     p.add_argument("--timeout", type=float, default=0,
                    help="seconds one run may take before it counts as failed (default: 60 + messages/20)")
+    p.add_argument("--perf", metavar="FILE",
+                   help="perf record -g bulwarkd during its first measured run into FILE, "
+                        "then print the top symbols")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Maildirs)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when a target (ratio >= 2, idle RSS < 150 MB) is missed")
     return p.parse_args(argv)
 
 
-def throughput(name, server, args, workdir):
+def start_perf(pid, path):
+    """perf record -g on PID into PATH, or None when perf is missing or refuses."""
+    if not shutil.which("perf"):
+        log("perf: not installed, --perf ignored")
+        return None
+    return subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o", path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def stop_perf(proc, path):
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    try:
+        r = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children",
+                            "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"],
+                           capture_output=True, text=True, timeout=120)
+        lines = [l for l in r.stdout.splitlines() if l.strip() and not l.startswith("#")]
+        log("perf: top symbols during the measured bulwark run (" + path + ")\n  "
+            + "\n  ".join(lines[:25]))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log(f"perf report failed: {e}")
+
+
+def throughput(servers, args, workdir):
+    """Warm each server up, then measured runs, alternating between the servers
+    round by round so that a burst of other load on the machine hits both.
+    SERVERS: [(name, instance)]. Returns the best run of each."""
     timeout = args.timeout or 60 + args.messages / 20
-    if args.warmup:
-        w = drive(name, "127.0.0.1", server.port, server.maildir_new, args.warmup,
-                  min(args.sessions, args.warmup), args.size, workdir, timeout)
-        log(f"{name}: warm-up {w['messages']} msgs in {w['seconds']:.2f}s ({w['rate']:.0f} msg/s)")
-    best = None
+    for name, server in servers:
+        if args.warmup:
+            w = drive(name, "127.0.0.1", server.port, server.maildir_new, args.warmup,
+                      min(args.sessions, args.warmup), args.size, workdir, timeout)
+            log(f"{name}: warm-up {w['messages']} msgs in {w['seconds']:.2f}s ({w['rate']:.0f} msg/s)")
+    best = {}
     for r in range(args.rounds):
-        res = drive(name, "127.0.0.1", server.port, server.maildir_new, args.messages,
-                    args.sessions, args.size, workdir, timeout)
-        log(f"{name}: run {r + 1}: {res['messages']} msgs, accepted in {res['accept_seconds']:.2f}s, "
-            f"in Maildir after {res['seconds']:.2f}s ({res['rate']:.0f} msg/s)")
-        if best is None or res["rate"] > best["rate"]:
-            best = res
-    check_maildir(name, server.maildir_new, args.size)
-    return best
+        for name, server in servers:
+            pid = getattr(server, "pid", None)
+            perf = start_perf(pid, args.perf) if (args.perf and pid and r == 0) else None
+            cpu0 = proc_cpu_seconds(pid) if pid else None
+            try:
+                res = drive(name, "127.0.0.1", server.port, server.maildir_new, args.messages,
+                            args.sessions, args.size, workdir, timeout)
+            finally:
+                cpu1 = proc_cpu_seconds(pid) if pid else None
+                stop_perf(perf, args.perf)
+            if cpu0 is not None and cpu1 is not None:
+                res["server_cpu_ms_per_msg"] = (cpu1 - cpu0) * 1000 / res["messages"]
+            log(f"{name}: run {r + 1}: {res['messages']} msgs, accepted in {res['accept_seconds']:.2f}s, "
+                f"in Maildir after {res['seconds']:.2f}s ({res['rate']:.0f} msg/s); machine CPU "
+                f"{res['cpu_busy'] * 100:.0f}% busy, {res['cpu_iowait'] * 100:.0f}% iowait"
+                + (f"; daemon {res['server_cpu_ms_per_msg']:.2f} ms CPU/msg"
+                   if "server_cpu_ms_per_msg" in res else ""))
+            if name not in best or res["rate"] > best[name]["rate"]:
+                best[name] = res
+    for name, server in servers:
+        check_maildir(name, server.maildir_new, args.size)
+    return [best[name] for name, _ in servers]
 
 
 def check_maildir(name, maildir_new, size):
@@ -166,10 +219,11 @@ def print_report(args, tp, idle):
         out.append(f"End-to-end into Maildir: {args.messages} messages, {args.size}-byte payload, "
                    f"{args.sessions} parallel sessions (smtp-source, one session per message)")
         out.append(f"{'server':<10}{'messages':>10}{'seconds':>10}{'msg/s':>10}"
-                   f"{'accepted s':>12}{'accept msg/s':>14}")
+                   f"{'accepted s':>12}{'accept msg/s':>14}{'CPU busy':>10}{'iowait':>8}")
         for r in tp:
             out.append(f"{r['server']:<10}{r['messages']:>10}{r['seconds']:>10.2f}{r['rate']:>10.0f}"
-                       f"{r['accept_seconds']:>12.2f}{r['accept_rate']:>14.0f}")
+                       f"{r['accept_seconds']:>12.2f}{r['accept_rate']:>14.0f}"
+                       f"{r['cpu_busy'] * 100:>9.0f}%{r['cpu_iowait'] * 100:>7.0f}%")
     by = {r["server"]: r for r in tp}
     ratio = None
     if "bulwark" in by and "postfix" in by:
@@ -193,6 +247,9 @@ def print_report(args, tp, idle):
             out.append(f"postfix: {ip['processes']} processes, "
                        f"{ip['per_session_kb'] / 1024:.2f} MiB PSS per idle session")
     out.append("")
+    load = os.getloadavg()
+    out.append(f"machine: {os.cpu_count()} CPUs, load average now {load[0]:.2f} {load[1]:.2f} "
+               f"{load[2]:.2f} (other work on the machine skews these numbers)")
     ok = True
     if by.get("bulwark") or by.get("postfix"):
         b = f"{by['bulwark']['rate']:.0f}" if "bulwark" in by else "-"
@@ -219,6 +276,7 @@ def main(argv):
         return 2
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     want_fds = max(args.idle, args.idle_postfix) * 2 + 4096
     nofile = raise_nofile(want_fds)  # inherited by bulwarkd too
     if nofile < args.idle + 512:
@@ -226,26 +284,34 @@ def main(argv):
 
     tmp = tempfile.mkdtemp(prefix="bulwark-bench-")
     log(f"work dir {tmp}")
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        log(f"warning: load average is {load:.2f} before the start: the machine is busy, "
+            f"the numbers will be noisy")
     tp, idle = [], []
     pf = bw = None
     status = 0
     try:
+        servers = []
         if args.only in ("both", "postfix"):
             pf = PostfixInstance(tmp, free_port(), process_limit=max(100, args.idle_postfix + 50))
             pf.setup()
             pf.start()
-            if not args.skip_throughput:
-                tp.append(throughput("postfix", pf, args, tmp))
-            if not args.skip_idle and args.idle_postfix > 0:
-                idle.append(idle_postfix(pf, args))
-            pf.stop()
+            servers.append(("postfix", pf))
         if args.only in ("both", "bulwark"):
-            bw = BulwarkInstance(tmp, free_port(), args.build_dir, max_conn=max(20000, args.idle + 100),
+            bw = BulwarkInstance(tmp, free_port(), args.build_dir,
+                                 max_conn=max(20000, args.idle + 100),
                                  log_level=args.bulwark_log_level)
             bw.setup()
             bw.start()
-            if not args.skip_throughput:
-                tp.append(throughput("bulwark", bw, args, tmp))
+            servers.append(("bulwark", bw))
+        if not args.skip_throughput:
+            tp = throughput(servers, args, tmp)
+        if pf is not None:
+            if not args.skip_idle and args.idle_postfix > 0:
+                idle.append(idle_postfix(pf, args))
+            pf.stop()
+        if bw is not None:
             if not args.skip_idle and args.idle > 0:
                 idle.append(idle_bulwark(bw, args))
             bw.stop()

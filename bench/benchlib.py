@@ -148,7 +148,7 @@ def proc_comm(pid):
         return "?"
 
 
-def run_smtp_source(host, port, messages, sessions, size, helo, workdir, timeout):
+def run_smtp_source(host, port, messages, sessions, size, helo, workdir):
     """Start smtp-source against HOST:PORT; returns the Popen (output to a file).
 
     -s sessions in parallel, -l payload bytes, -m messages in total; each
@@ -175,6 +175,25 @@ def read_tail(path, limit=2000):
         return f"({path}: {e})"
 
 
+def cpu_times():
+    """Machine-wide jiffies from /proc/stat: (busy, iowait, total)."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (parts + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq + steal
+    return busy, iowait, busy + idle + iowait
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of PID (all its threads), in seconds; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drive(name, host, port, maildir_new, messages, sessions, size, workdir, timeout,
           helo="client.bench.example"):
     """Send MESSAGES with smtp-source and wait until they all sit in MAILDIR_NEW.
@@ -184,8 +203,9 @@ def drive(name, host, port, maildir_new, messages, sessions, size, workdir, time
     """
     base = count_files(maildir_new)
     target = base + messages
+    cpu0 = cpu_times()
     t0 = time.monotonic()
-    proc = run_smtp_source(host, port, messages, sessions, size, helo, workdir, timeout)
+    proc = run_smtp_source(host, port, messages, sessions, size, helo, workdir)
     accepted_at = None
     try:
         deadline = t0 + timeout
@@ -214,7 +234,11 @@ def drive(name, host, port, maildir_new, messages, sessions, size, workdir, time
         proc.bench_out.close()
     total = done_at - t0
     acc = accepted_at - t0
+    cpu1 = cpu_times()
+    span = max(cpu1[2] - cpu0[2], 1)
     return {
+        "cpu_busy": (cpu1[0] - cpu0[0]) / span,
+        "cpu_iowait": (cpu1[1] - cpu0[1]) / span,
         "server": name,
         "messages": messages,
         "seconds": total,

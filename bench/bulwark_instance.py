@@ -11,7 +11,7 @@ import subprocess
 
 from benchlib import BenchError, BENCH_DOMAIN, BENCH_USER, log, read_tail, terminate, wait_for_port
 
-BENCH_PASSWORD = "Bench-Password-42!x"
+BENCH_PASSWORD = "Kestrel-Throughput-42!x"  # must not contain "user" or "bench"
 
 CONFIG = """\
 # bulwark benchmark config (written by bench/bulwark_instance.py)

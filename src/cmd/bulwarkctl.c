@@ -1,3 +1,846 @@
-/* placeholder */
-int main(void);
-int main(void) { return 1; }
+/*
+ * bulwarkctl.c: the admin CLI. Thin: parse the command line, load the
+ * config, call the directory (or the config audit), print. Trusts the
+ * operator who runs it, and no text it prints back: addresses from the
+ * database are escaped for the terminal and for JSON.
+ * Works directly on data_dir/bulwark.db (WAL lets the daemon run meanwhile).
+ * XXX talk to the daemon over control.sock once it has one (DESIGN.md).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/default_config.h"
+#include "core/log.h"
+#include "directory/directory.h"
+
+#define PROG "bulwarkctl"
+#define MAX_POS 4
+#define PASSWORD_LINE_MAX 4096
+
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,       /* the command failed */
+	EXIT_USAGE = 2,      /* the command line is wrong, or the verb not here yet */
+};
+
+/* Options a command may accept; a command lists the ones it takes. */
+enum {
+	OPT_CONTACT = 1 << 0,
+	OPT_CONFIRMED = 1 << 1,
+	OPT_JSON = 1 << 2,
+};
+
+static const struct option_def {
+	unsigned bit;
+	const char *name;
+	bool has_value;
+} option_defs[] = {
+	{ OPT_CONTACT, "--contact", true },
+	{ OPT_CONFIRMED, "--confirmed", false },
+	{ OPT_JSON, "--json", false },
+};
+
+struct args {
+	char *pos[MAX_POS];
+	int npos;
+	const char *contact;
+	bool confirmed;
+	bool json;
+};
+
+struct ctl {
+	const char *name;        /* "user add", for messages */
+	struct config *cfg;
+	struct directory *dir;
+};
+
+/* Command flags. */
+enum {
+	CMD_CONFIG = 1 << 0,     /* needs the config loaded */
+	CMD_DIRECTORY = 1 << 1,  /* needs the directory open (implies CMD_CONFIG) */
+};
+
+struct command {
+	const char *verb;
+	const char *sub;         /* NULL: no subverb (or, unavailable: any) */
+	const char *usage;       /* arguments, for help */
+	int min_pos, max_pos;
+	unsigned options;        /* OPT_* accepted */
+	unsigned flags;          /* CMD_* */
+	int (*run)(struct ctl *ctl, const struct args *a);
+	const char *help;
+};
+
+static int cmd_user_add(struct ctl *, const struct args *);
+static int cmd_user_del(struct ctl *, const struct args *);
+static int cmd_user_passwd(struct ctl *, const struct args *);
+static int cmd_user_flag(struct ctl *, const struct args *);
+static int cmd_user_unlock(struct ctl *, const struct args *);
+static int cmd_user_list(struct ctl *, const struct args *);
+static int cmd_alias_add(struct ctl *, const struct args *);
+static int cmd_alias_del(struct ctl *, const struct args *);
+static int cmd_alias_list(struct ctl *, const struct args *);
+static int cmd_check(struct ctl *, const struct args *);
+static int cmd_help(struct ctl *, const struct args *);
+
+/* NULL run: the verb is in DESIGN.md but not built yet. */
+static const struct command commands[] = {
+	{ "user", "add", "ADDRESS [--contact EMAIL] [--confirmed]", 1, 1,
+	  OPT_CONTACT | OPT_CONFIRMED, CMD_DIRECTORY, cmd_user_add,
+	  "create an account; the password is read from stdin" },
+	{ "user", "del", "ADDRESS", 1, 1, 0, CMD_DIRECTORY, cmd_user_del,
+	  "delete an account (its Maildir is left in place)" },
+	{ "user", "passwd", "ADDRESS", 1, 1, 0, CMD_DIRECTORY, cmd_user_passwd,
+	  "set a new password, read from stdin" },
+	{ "user", "confirm", "ADDRESS", 1, 1, 0, CMD_DIRECTORY, cmd_user_flag,
+	  "mark an account confirmed" },
+	{ "user", "suspend", "ADDRESS", 1, 1, 0, CMD_DIRECTORY, cmd_user_flag,
+	  "suspend an account" },
+	{ "user", "resume", "ADDRESS", 1, 1, 0, CMD_DIRECTORY, cmd_user_flag,
+	  "lift a suspension" },
+	{ "user", "unlock", "ADDRESS", 1, 1, 0, CMD_DIRECTORY, cmd_user_unlock,
+	  "clear failed logins and the lockout" },
+	{ "user", "list", "[--json]", 0, 0, OPT_JSON, CMD_DIRECTORY, cmd_user_list,
+	  "list the accounts" },
+	{ "alias", "add", "SOURCE TARGET", 2, 2, 0, CMD_DIRECTORY, cmd_alias_add,
+	  "deliver mail for SOURCE to TARGET (an account, an alias or a remote address)" },
+	{ "alias", "del", "SOURCE [TARGET]", 1, 2, 0, CMD_DIRECTORY, cmd_alias_del,
+	  "remove one target of an alias, or the whole alias" },
+	{ "alias", "list", "[--json]", 0, 0, OPT_JSON, CMD_DIRECTORY, cmd_alias_list,
+	  "list the aliases" },
+	{ "check", NULL, "", 0, 0, 0, CMD_CONFIG, cmd_check,
+	  "audit the config (as bulwarkd -t); exit 1 on errors" },
+	{ "help", NULL, "", 0, 0, 0, 0, cmd_help, "this text" },
+	{ "queue", NULL, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ "ban", NULL, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ "dkim", NULL, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ "stats", NULL, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ "lockdown", NULL, NULL, 0, 0, 0, 0, NULL, NULL },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* One line on stderr: "bulwarkctl: user add: message". Returns EXIT_FAIL. */
+static int complain(const struct ctl *ctl, const char *fmt, ...) LOG_PRINTF(2, 3);
+
+static int
+complain(const struct ctl *ctl, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	if (ctl != NULL && ctl->name != NULL)
+		fprintf(stderr, "%s: ", ctl->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAIL;
+}
+
+/* Report a directory failure; error may be NULL (out of memory). */
+static int
+complain_error(const struct ctl *ctl, char *error)
+{
+	complain(ctl, "%s", error != NULL ? error : "out of memory");
+	free(error);
+	return EXIT_FAIL;
+}
+
+/* Text for a terminal: control bytes and backslashes as \xHH. */
+static const char *
+printable(char *buf, size_t buflen, const char *s)
+{
+	size_t o = 0;
+
+	if (s == NULL)
+		return "-";
+	for (; *s != '\0' && o + 5 < buflen; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			o += (size_t)snprintf(buf + o, buflen - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* ---- JSON output ---- */
+
+/* Length of the valid UTF-8 sequence at p, or 0. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	size_t len;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0)
+		len = 2, cp = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		len = 3, cp = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+	    (len == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* A JSON string (RFC 8259): escapes, and U+FFFD for bytes that are not UTF-8. */
+static void
+json_string(FILE *out, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (s == NULL) {
+		fputs("null", out);
+		return;
+	}
+	fputc('"', out);
+	while (*p != '\0') {
+		size_t len;
+
+		switch (*p) {
+		case '"': fputs("\\\"", out); p++; continue;
+		case '\\': fputs("\\\\", out); p++; continue;
+		case '\n': fputs("\\n", out); p++; continue;
+		case '\r': fputs("\\r", out); p++; continue;
+		case '\t': fputs("\\t", out); p++; continue;
+		default: break;
+		}
+		if (*p < 0x20 || *p == 0x7f) {
+			fprintf(out, "\\u%04x", *p);
+			p++;
+		} else if ((len = utf8_len(p)) == 0) {
+			fputs("\\ufffd", out);
+			p++;
+		} else {
+			fwrite(p, 1, len, out);
+			p += len;
+		}
+	}
+	fputc('"', out);
+}
+
+/* ---- passwords from stdin ---- */
+
+static struct termios saved_termios;
+static volatile sig_atomic_t echo_off;
+
+/* A signal while echo is off: put the terminal back, then die of it. */
+static void
+restore_tty(int sig)
+{
+	if (echo_off)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Read one line without echo; the caller frees. NULL on EOF or error. */
+static char *
+tty_read_line(const char *prompt)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
+	struct sigaction sa = { .sa_handler = restore_tty }, old[5];
+	struct termios t;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (tcgetattr(STDIN_FILENO, &saved_termios) != 0)
+		return NULL;
+	for (size_t i = 0; i < 5; i++)
+		sigaction(sigs[i], &sa, &old[i]);
+	t = saved_termios;
+	t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK);
+	t.c_lflag |= ECHONL;
+	fputs(prompt, stderr);
+	fflush(stderr);
+	echo_off = 1;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+	n = getline(&line, &cap, stdin);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+	echo_off = 0;
+	for (size_t i = 0; i < 5; i++)
+		sigaction(sigs[i], &old[i], NULL);
+	if (n < 0) {
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+/* Drop the line end; refuse what cannot be a password. 0, or -1 with reason. */
+static int
+password_line(char *line, size_t n, const char **why_r)
+{
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	if (n == 0)
+		*why_r = "empty password on stdin";
+	else if (strlen(line) != n)
+		*why_r = "the password contains a NUL byte";
+	else if (n > PASSWORD_LINE_MAX)
+		*why_r = "the password line is too long";
+	else
+		return 0;
+	return -1;
+}
+
+static void
+password_free(char **pw)
+{
+	if (*pw != NULL) {
+		sodium_memzero(*pw, strlen(*pw));
+		free(*pw);
+		*pw = NULL;
+	}
+}
+
+/*
+ * The password for address: the first line of stdin, or, on a terminal,
+ * typed twice without echo. NULL after complaining.
+ */
+static char *
+read_password(const struct ctl *ctl, const char *address)
+{
+	char *line = NULL, *again = NULL, prompt[400], b[300];
+	const char *why;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (isatty(STDIN_FILENO)) {
+		snprintf(prompt, sizeof(prompt), "Password for %s: ",
+		    printable(b, sizeof(b), address));
+		if ((line = tty_read_line(prompt)) == NULL ||
+		    (again = tty_read_line("Again: ")) == NULL) {
+			password_free(&line);
+			complain(ctl, "no password read");
+			return NULL;
+		}
+		if (password_line(line, strlen(line), &why) != 0 ||
+		    password_line(again, strlen(again), &why) != 0) {
+			why = strcmp(why, "empty password on stdin") == 0 ?
+			    "empty password" : why;
+		} else if (strcmp(line, again) != 0) {
+			why = "the passwords do not match";
+		} else {
+			password_free(&again);
+			return line;
+		}
+		password_free(&line);
+		password_free(&again);
+		complain(ctl, "%s", why);
+		return NULL;
+	}
+	n = getline(&line, &cap, stdin);
+	if (n < 0) {
+		free(line);
+		complain(ctl, "no password on stdin (the first line is the password)");
+		return NULL;
+	}
+	if (password_line(line, (size_t)n, &why) != 0) {
+		sodium_memzero(line, cap);
+		free(line);
+		complain(ctl, "%s", why);
+		return NULL;
+	}
+	return line;
+}
+
+/* ---- user ---- */
+
+/*
+ * Before asking for a password, the checks that need none, so nobody types
+ * a password twice to learn the account exists. The directory checks all
+ * again, and more.
+ */
+static int
+user_precheck(struct ctl *ctl, const char *address, bool must_exist)
+{
+	char local[65], domain[256], b[300];
+	int rc = directory_user_exists(ctl->dir, address);
+
+	if (rc < 0)
+		return complain(ctl, "cannot read the directory");
+	if (must_exist && rc == 0)
+		return complain(ctl, "no such user %s", printable(b, sizeof(b), address));
+	if (!must_exist && rc == 1)
+		return complain(ctl, "user %s exists", printable(b, sizeof(b), address));
+	if (!must_exist && directory_split_address(address, local, sizeof(local),
+	    domain, sizeof(domain)) == 0 && !config_is_local_domain(ctl->cfg, domain))
+		return complain(ctl, "domain %s is not a local domain (see domains: in %s)",
+		    domain, ctl->cfg->path);
+	return 0;
+}
+
+static int
+cmd_user_add(struct ctl *ctl, const struct args *a)
+{
+	const char *address = a->pos[0];
+	char *password, *error = NULL;
+	int rc;
+
+	if (user_precheck(ctl, address, false) != 0)
+		return EXIT_FAIL;
+	if ((password = read_password(ctl, address)) == NULL)
+		return EXIT_FAIL;
+	rc = directory_user_add(ctl->dir, ctl->cfg, address, password, a->contact,
+	    a->confirmed, &error);
+	password_free(&password);
+	if (rc != 0)
+		return complain_error(ctl, error);
+	if (!a->confirmed && ctl->cfg->security_policy.require_email_confirmation)
+		printf("user %s added, unconfirmed: it cannot log in until confirmed "
+		    "(" PROG " user confirm %s)\n", address, address);
+	else
+		printf("user %s added\n", address);
+	return EXIT_OK;
+}
+
+static int
+cmd_user_del(struct ctl *ctl, const struct args *a)
+{
+	char *error = NULL;
+
+	if (directory_user_del(ctl->dir, a->pos[0], &error) != 0)
+		return complain_error(ctl, error);
+	printf("user %s deleted; its Maildir, if any, is left in place\n", a->pos[0]);
+	return EXIT_OK;
+}
+
+static int
+cmd_user_passwd(struct ctl *ctl, const struct args *a)
+{
+	char *password, *error = NULL;
+	int rc;
+
+	if (user_precheck(ctl, a->pos[0], true) != 0)
+		return EXIT_FAIL;
+	if ((password = read_password(ctl, a->pos[0])) == NULL)
+		return EXIT_FAIL;
+	rc = directory_user_set_password(ctl->dir, ctl->cfg, a->pos[0], password, &error);
+	password_free(&password);
+	if (rc != 0)
+		return complain_error(ctl, error);
+	printf("password of %s changed\n", a->pos[0]);
+	return EXIT_OK;
+}
+
+/* confirm, suspend, resume: one flag each, told apart by the subverb. */
+static int
+cmd_user_flag(struct ctl *ctl, const struct args *a)
+{
+	static const struct {
+		const char *sub, *flag;
+		bool value;
+		const char *done;
+	} map[] = {
+		{ "confirm", "confirmed", true, "confirmed" },
+		{ "suspend", "suspended", true, "suspended" },
+		{ "resume", "suspended", false, "resumed" },
+	};
+	const char *sub = strchr(ctl->name, ' ') + 1;
+	char *error = NULL;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(sub, map[i].sub) != 0)
+			continue;
+		if (directory_user_set_flag(ctl->dir, a->pos[0], map[i].flag,
+		    map[i].value, &error) != 0)
+			return complain_error(ctl, error);
+		printf("user %s %s\n", a->pos[0], map[i].done);
+		return EXIT_OK;
+	}
+	return complain(ctl, "internal error: no flag for this command");
+}
+
+static int
+cmd_user_unlock(struct ctl *ctl, const struct args *a)
+{
+	char *error = NULL;
+
+	if (directory_user_unlock(ctl->dir, a->pos[0], &error) != 0)
+		return complain_error(ctl, error);
+	printf("user %s unlocked\n", a->pos[0]);
+	return EXIT_OK;
+}
+
+static void
+format_time(int64_t t, char *buf, size_t buflen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL)
+		snprintf(buf, buflen, "-");
+	else
+		strftime(buf, buflen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int
+cmd_user_list(struct ctl *ctl, const struct args *a)
+{
+	struct directory_user *users = NULL;
+	size_t n = 0;
+	char *error = NULL;
+	int width = 7;
+
+	if (directory_user_list(ctl->dir, &users, &n, &error) != 0)
+		return complain_error(ctl, error);
+	if (a->json) {
+		fputs("[", stdout);
+		for (size_t i = 0; i < n; i++) {
+			const struct directory_user *u = &users[i];
+
+			fputs(i == 0 ? "\n  {\"address\": " : ",\n  {\"address\": ", stdout);
+			json_string(stdout, u->address);
+			fputs(", \"contact\": ", stdout);
+			json_string(stdout, u->contact);
+			printf(", \"confirmed\": %s, \"suspended\": %s, \"locked_until\": %lld,"
+			    " \"failed_logins\": %d, \"created\": %lld}",
+			    u->confirmed ? "true" : "false", u->suspended ? "true" : "false",
+			    (long long)u->locked_until, u->failed_logins, (long long)u->created);
+		}
+		fputs(n > 0 ? "\n]\n" : "]\n", stdout);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			if ((int)strlen(users[i].address) > width)
+				width = (int)strlen(users[i].address);
+		width = width > 64 ? 64 : width;
+		printf("%-*s  %-9s  %-9s  %-6s  %-20s  %-20s  %s\n", width, "ADDRESS",
+		    "CONFIRMED", "SUSPENDED", "FAILED", "LOCKED_UNTIL", "CREATED", "CONTACT");
+		for (size_t i = 0; i < n; i++) {
+			const struct directory_user *u = &users[i];
+			char b1[300], b2[300], locked[32], created[32];
+
+			format_time(u->locked_until, locked, sizeof(locked));
+			format_time(u->created, created, sizeof(created));
+			printf("%-*s  %-9s  %-9s  %-6d  %-20s  %-20s  %s\n", width,
+			    printable(b1, sizeof(b1), u->address), u->confirmed ? "yes" : "no",
+			    u->suspended ? "yes" : "no", u->failed_logins, locked, created,
+			    printable(b2, sizeof(b2), u->contact));
+		}
+	}
+	directory_user_list_free(&users, n);
+	return fflush(stdout) == 0 ? EXIT_OK : complain(ctl, "write: %s", strerror(errno));
+}
+
+/* ---- alias ---- */
+
+static int
+cmd_alias_add(struct ctl *ctl, const struct args *a)
+{
+	char *error = NULL;
+
+	if (directory_alias_add(ctl->dir, ctl->cfg, a->pos[0], a->pos[1], &error) != 0)
+		return complain_error(ctl, error);
+	printf("alias %s -> %s added\n", a->pos[0], a->pos[1]);
+	return EXIT_OK;
+}
+
+static int
+cmd_alias_del(struct ctl *ctl, const struct args *a)
+{
+	char *error = NULL;
+
+	if (directory_alias_del(ctl->dir, a->pos[0], a->pos[1], &error) != 0)
+		return complain_error(ctl, error);
+	if (a->pos[1] != NULL)
+		printf("alias %s -> %s deleted\n", a->pos[0], a->pos[1]);
+	else
+		printf("alias %s deleted\n", a->pos[0]);
+	return EXIT_OK;
+}
+
+static int
+cmd_alias_list(struct ctl *ctl, const struct args *a)
+{
+	struct directory_strings list = { 0 };
+	char *error = NULL;
+	int width = 6;
+
+	if (directory_alias_list(ctl->dir, &list, &error) != 0)
+		return complain_error(ctl, error);
+	/* Each entry is "source target": addresses hold no spaces. */
+	for (size_t i = 0; i < list.n; i++) {
+		char *sp = strchr(list.v[i], ' ');
+
+		if (sp != NULL)
+			*sp = '\0';
+		if ((int)strlen(list.v[i]) > width)
+			width = (int)strlen(list.v[i]);
+	}
+	width = width > 64 ? 64 : width;
+	if (a->json)
+		fputs("[", stdout);
+	else
+		printf("%-*s  %s\n", width, "SOURCE", "TARGET");
+	for (size_t i = 0; i < list.n; i++) {
+		const char *source = list.v[i], *target = source + strlen(source) + 1;
+		char b1[300], b2[300];
+
+		if (a->json) {
+			fputs(i == 0 ? "\n  {\"source\": " : ",\n  {\"source\": ", stdout);
+			json_string(stdout, source);
+			fputs(", \"target\": ", stdout);
+			json_string(stdout, target);
+			fputs("}", stdout);
+		} else {
+			printf("%-*s  %s\n", width, printable(b1, sizeof(b1), source),
+			    printable(b2, sizeof(b2), target));
+		}
+	}
+	if (a->json)
+		fputs(list.n > 0 ? "\n]\n" : "]\n", stdout);
+	directory_strings_clear(&list);
+	return fflush(stdout) == 0 ? EXIT_OK : complain(ctl, "write: %s", strerror(errno));
+}
+
+/* ---- check ---- */
+
+struct check_count {
+	int errors, warnings;
+};
+
+static void
+check_finding(void *ctx, enum config_audit_severity sev, const char *key,
+    const char *message)
+{
+	struct check_count *c = ctx;
+	size_t klen = strlen(key);
+
+	/* Some messages already start with their key: say it once. */
+	if (strncmp(message, key, klen) == 0 && strncmp(message + klen, ": ", 2) == 0)
+		message += klen + 2;
+	if (sev == CONFIG_AUDIT_ERROR)
+		c->errors++;
+	else
+		c->warnings++;
+	printf("%s %s: %s\n", sev == CONFIG_AUDIT_ERROR ? "ERROR" : "WARNING", key, message);
+}
+
+static int
+cmd_check(struct ctl *ctl, const struct args *a)
+{
+	struct check_count c = { 0 };
+
+	(void)a;
+	(void)config_audit(ctl->cfg, check_finding, &c);
+	printf("check: %d error%s, %d warning%s\n", c.errors, c.errors == 1 ? "" : "s",
+	    c.warnings, c.warnings == 1 ? "" : "s");
+	return c.errors > 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+/* ---- help and dispatch ---- */
+
+static void
+usage(FILE *out)
+{
+	char left[64];
+
+	fprintf(out, "usage: " PROG " [-c FILE] COMMAND [ARGS]\n\n"
+	    "  -c FILE    the config (default: the embedded etc/bulwark.yaml)\n\n"
+	    "commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const struct command *c = &commands[i];
+
+		if (c->run == NULL)
+			continue;
+		snprintf(left, sizeof(left), "%s%s%s %s", c->verb, c->sub ? " " : "",
+		    c->sub ? c->sub : "", c->usage);
+		fprintf(out, "  %-52s %s\n", left, c->help);
+	}
+	fprintf(out, "\nPasswords: the first line of stdin; on a terminal, asked twice "
+	    "without echo.\n"
+	    "Exit status: 0 done, 1 failed (one line on stderr), 2 bad command line.\n");
+}
+
+static int
+cmd_help(struct ctl *ctl, const struct args *a)
+{
+	(void)ctl, (void)a;
+	usage(stdout);
+	return EXIT_OK;
+}
+
+/* Split a command's arguments into positionals and its options. */
+static int
+args_parse(const struct ctl *ctl, const struct command *c, int argc, char **argv,
+    struct args *a)
+{
+	bool options_done = false;
+
+	memset(a, 0, sizeof(*a));
+	for (int i = 0; i < argc; i++) {
+		const struct option_def *o = NULL;
+
+		if (!options_done && strcmp(argv[i], "--") == 0) {
+			options_done = true;
+			continue;
+		}
+		if (!options_done && argv[i][0] == '-' && argv[i][1] != '\0') {
+			for (size_t k = 0; k < sizeof(option_defs) / sizeof(option_defs[0]); k++)
+				if ((c->options & option_defs[k].bit) != 0 &&
+				    strcmp(argv[i], option_defs[k].name) == 0)
+					o = &option_defs[k];
+			if (o == NULL) {
+				complain(ctl, "unknown option %s (try '" PROG " help')", argv[i]);
+				return -1;
+			}
+			if (o->has_value && i + 1 >= argc) {
+				complain(ctl, "%s needs a value", o->name);
+				return -1;
+			}
+			switch (o->bit) {
+			case OPT_CONTACT: a->contact = argv[++i]; break;
+			case OPT_CONFIRMED: a->confirmed = true; break;
+			case OPT_JSON: a->json = true; break;
+			default: break;
+			}
+			continue;
+		}
+		if (a->npos >= c->max_pos) {
+			complain(ctl, "too many arguments (usage: %s %s)", ctl->name, c->usage);
+			return -1;
+		}
+		a->pos[a->npos++] = argv[i];
+	}
+	if (a->npos < c->min_pos) {
+		complain(ctl, "missing arguments (usage: %s %s)", ctl->name, c->usage);
+		return -1;
+	}
+	return 0;
+}
+
+/* The command named by argv (verb, maybe subverb); NULL after complaining. */
+static const struct command *
+command_find(int argc, char **argv, int *used_r)
+{
+	const char *verb = argv[0], *sub = argc > 1 ? argv[1] : NULL;
+	bool verb_known = false;
+	char subs[200] = "";
+
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const struct command *c = &commands[i];
+
+		if (strcmp(c->verb, verb) != 0)
+			continue;
+		verb_known = true;
+		if (c->sub == NULL) {
+			*used_r = 1;
+			return c;
+		}
+		if (sub != NULL && strcmp(c->sub, sub) == 0) {
+			*used_r = 2;
+			return c;
+		}
+		snprintf(subs + strlen(subs), sizeof(subs) - strlen(subs), "%s%s",
+		    subs[0] != '\0' ? ", " : "", c->sub);
+	}
+	if (!verb_known)
+		fprintf(stderr, PROG ": unknown command '%s' (try '" PROG " help')\n", verb);
+	else if (sub == NULL)
+		fprintf(stderr, PROG ": %s: missing command (one of: %s)\n", verb, subs);
+	else
+		fprintf(stderr, PROG ": %s: unknown command '%s' (one of: %s)\n", verb,
+		    sub, subs);
+	return NULL;
+}
+
+static int
+config_get(const char *path, struct config **cfg_r)
+{
+	char *error = NULL;
+	int rc;
+
+	if (path != NULL)
+		rc = config_load(path, cfg_r, &error);
+	else
+		rc = config_load_string("(embedded default)", bulwark_default_config_yaml,
+		    bulwark_default_config_len, cfg_r, &error);
+	if (rc != 0) {
+		fprintf(stderr, PROG ": %s\n", error != NULL ? error : "out of memory");
+		free(error);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config_path = NULL;
+	const struct command *c;
+	struct ctl ctl = { 0 };
+	struct args a;
+	char name[64], *error = NULL;
+	int i = 1, used, rc;
+
+	/* Directory events are the daemon's business; here only errors speak. */
+	log_init(PROG, LOG_LEVEL_ERROR);
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			config_path = argv[++i];
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return EXIT_OK;
+		} else if (strcmp(argv[i], "-c") == 0) {
+			fprintf(stderr, PROG ": -c needs a file\n");
+			return EXIT_USAGE;
+		} else {
+			fprintf(stderr, PROG ": unknown option %s (try '" PROG " help')\n", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		fprintf(stderr, PROG ": missing command (try '" PROG " help')\n");
+		return EXIT_USAGE;
+	}
+	if ((c = command_find(argc - i, argv + i, &used)) == NULL)
+		return EXIT_USAGE;
+	if (c->run == NULL) {
+		fprintf(stderr, PROG ": '%s' is not available yet\n", c->verb);
+		return EXIT_USAGE;
+	}
+	snprintf(name, sizeof(name), "%s%s%s", c->verb, c->sub ? " " : "",
+	    c->sub ? c->sub : "");
+	ctl.name = name;
+	if (args_parse(&ctl, c, argc - i - used, argv + i + used, &a) != 0)
+		return EXIT_USAGE;
+	if ((c->flags & (CMD_CONFIG | CMD_DIRECTORY)) != 0 &&
+	    config_get(config_path, &ctl.cfg) != 0)
+		return EXIT_FAIL;
+	if ((c->flags & CMD_DIRECTORY) != 0 &&
+	    directory_open(ctl.cfg->data_dir, &ctl.dir, &error) != 0) {
+		rc = complain_error(&ctl, error);
+		config_free(&ctl.cfg);
+		return rc;
+	}
+	rc = c->run(&ctl, &a);
+	directory_free(&ctl.dir);
+	config_free(&ctl.cfg);
+	return rc;
+}

@@ -27,7 +27,7 @@
 #include "queue/queue.h"
 #include "smtp/smtp_server.h"
 
-#define BULWARK_WORKERS 8
+#define BULWARK_WORKERS 32
 
 struct daemon {
 	struct event_base *base;

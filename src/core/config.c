@@ -11,7 +11,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,15 +77,11 @@ struct key_def {
 	size_t offset;                 /* of the field in struct config */
 	long long min, max;            /* integers */
 	bool nullable;                 /* null/~/empty means "not set" */
+	bool is_size;                  /* integers: a size_t field, not an int */
 };
 
-static int loader_fail(struct loader *ld, size_t line, const char *fmt, ...)
-    LOG_PRINTF(3, 4);
-static int key_fail(struct loader *ld, const struct key_def *def, size_t line,
-    const char *fmt, ...) LOG_PRINTF(4, 5);
-
 /* Record the first error as "NAME:LINE: message"; line 0 leaves it out. */
-static int
+static LOG_PRINTF(3, 4) int
 loader_fail(struct loader *ld, size_t line, const char *fmt, ...)
 {
 	char *msg = NULL;
@@ -111,7 +106,7 @@ loader_fail(struct loader *ld, size_t line, const char *fmt, ...)
 }
 
 /* "key 'smtp.max_errors': ..." */
-static int
+static LOG_PRINTF(4, 5) int
 key_fail(struct loader *ld, const struct key_def *def, size_t line,
     const char *fmt, ...)
 {
@@ -203,18 +198,17 @@ event_tag(const yaml_event_t *ev)
 static int
 check_node(struct loader *ld, const char *key)
 {
-	const char *q = *key != '\0' ? "'" : "";
-	const char *k = *key != '\0' ? "key " : "";
-	const char *colon = *key != '\0' ? ": " : "";
+	const char *why;
 
 	if (ld->event.type == YAML_ALIAS_EVENT)
-		return loader_fail(ld, event_line(ld), "%s%s%s%s%sYAML aliases"
-		    " (*name) are not supported; write the value out",
-		    k, q, key, q, colon);
-	if (event_tag(&ld->event) != NULL)
-		return loader_fail(ld, event_line(ld), "%s%s%s%s%sYAML tags"
-		    " (!!type) are not supported", k, q, key, q, colon);
-	return 0;
+		why = "YAML aliases (*name) are not supported; write the value out";
+	else if (event_tag(&ld->event) != NULL)
+		why = "YAML tags (!!type) are not supported";
+	else
+		return 0;
+	if (*key == '\0')
+		return loader_fail(ld, event_line(ld), "%s", why);
+	return loader_fail(ld, event_line(ld), "key '%s': %s", key, why);
 }
 
 static int
@@ -440,39 +434,22 @@ set_bool(struct loader *ld, const struct key_def *def, const struct scalar *v)
 	return 0;
 }
 
+/* An int field, or a size_t one (def->is_size), within def->min..max. */
 static int
-get_ranged(struct loader *ld, const struct key_def *def, const struct scalar *v,
-    long long *n_r)
+set_number(struct loader *ld, const struct key_def *def, const struct scalar *v)
 {
 	char buf[LOG_ESCAPE_MAX];
+	long long n;
 
-	if (parse_integer(v, n_r) < 0)
+	if (parse_integer(v, &n) < 0)
 		return key_fail(ld, def, v->line, "expected %s", def->expected);
-	if (*n_r < def->min || *n_r > def->max)
+	if (n < def->min || n > def->max)
 		return key_fail(ld, def, v->line, "%s is out of range %lld..%lld",
 		    esc(buf, sizeof(buf), v), def->min, def->max);
-	return 0;
-}
-
-static int
-set_int(struct loader *ld, const struct key_def *def, const struct scalar *v)
-{
-	long long n;
-
-	if (get_ranged(ld, def, v, &n) < 0)
-		return -1;
-	*(int *)field_of(ld->cfg, def) = (int)n;
-	return 0;
-}
-
-static int
-set_size(struct loader *ld, const struct key_def *def, const struct scalar *v)
-{
-	long long n;
-
-	if (get_ranged(ld, def, v, &n) < 0)
-		return -1;
-	*(size_t *)field_of(ld->cfg, def) = (size_t)n;
+	if (def->is_size)
+		*(size_t *)field_of(ld->cfg, def) = (size_t)n;
+	else
+		*(int *)field_of(ld->cfg, def) = (int)n;
 	return 0;
 }
 
@@ -745,18 +722,24 @@ listen_enter(struct config *cfg)
 		listen_list_clear(listen_list(cfg, k));
 }
 
+static bool
+listen_list_has(const struct config_listen_list *l,
+    const struct config_listen *want)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].sslen == want->sslen &&
+		    memcmp(&l->v[i].ss, &want->ss, want->sslen) == 0)
+			return true;
+	return false;
+}
+
 /* The listen kind already using this address, or NULL. */
 static const char *
 listen_find(struct config *cfg, const struct config_listen *want)
 {
-	for (size_t k = 0; k < LISTEN_KINDS; k++) {
-		const struct config_listen_list *l = listen_list(cfg, k);
-
-		for (size_t i = 0; i < l->n; i++)
-			if (l->v[i].sslen == want->sslen &&
-			    memcmp(&l->v[i].ss, &want->ss, want->sslen) == 0)
-				return listen_kinds[k].name;
-	}
+	for (size_t k = 0; k < LISTEN_KINDS; k++)
+		if (listen_list_has(listen_list(cfg, k), want))
+			return listen_kinds[k].name;
 	return NULL;
 }
 
@@ -774,11 +757,8 @@ listen_parse_one(struct loader *ld, const struct key_def *def,
 	if (sockaddr_parse_listen(out->text, &out->ss, &out->sslen, &why) < 0)
 		return key_fail(ld, def, v->line, "bad address '%s': %s",
 		    esc(buf, sizeof(buf), v), why);
-	other = listen_find(ld->cfg, out);
-	for (size_t i = 0; other == NULL && i < so_far->n; i++)
-		if (so_far->v[i].sslen == out->sslen &&
-		    memcmp(&so_far->v[i].ss, &out->ss, out->sslen) == 0)
-			other = def->key + strlen("listen.");
+	other = listen_list_has(so_far, out) ? def->key + strlen("listen.") :
+	    listen_find(ld->cfg, out);
 	if (other != NULL)
 		return key_fail(ld, def, v->line,
 		    "address '%s' is already used by listen.%s",
@@ -820,10 +800,12 @@ set_listen(struct loader *ld, const struct key_def *def,
 
 #define BOOL_KEY(k, f) { .key = (k), .kind = KEY_SCALAR, .set = set_bool, \
 	.expected = EXPECT_BOOL, .offset = CFG_OFF(f) }
-#define INT_KEY(k, f, lo, hi) { .key = (k), .kind = KEY_SCALAR, .set = set_int, \
-	.expected = EXPECT_INT, .offset = CFG_OFF(f), .min = (lo), .max = (hi) }
-#define SIZE_KEY(k, f, lo, hi) { .key = (k), .kind = KEY_SCALAR, .set = set_size, \
-	.expected = EXPECT_INT, .offset = CFG_OFF(f), .min = (lo), .max = (hi) }
+#define INT_KEY(k, f, lo, hi) { .key = (k), .kind = KEY_SCALAR, \
+	.set = set_number, .expected = EXPECT_INT, .offset = CFG_OFF(f), \
+	.min = (lo), .max = (hi) }
+#define SIZE_KEY(k, f, lo, hi) { .key = (k), .kind = KEY_SCALAR, \
+	.set = set_number, .expected = EXPECT_INT, .offset = CFG_OFF(f), \
+	.min = (lo), .max = (hi), .is_size = true }
 #define LISTEN_KEY(k, f) { .key = (k), .kind = KEY_LIST, .set_list = set_listen, \
 	.expected = EXPECT_LIST, .offset = CFG_OFF(f) }
 #define SECTION_KEY(k, c) { .key = (k), .kind = KEY_SECTION, \
@@ -1100,9 +1082,7 @@ parse_stream(struct loader *ld)
 		return 0;   /* empty or comments only: all defaults */
 	if (loader_next(ld) < 0 || parse_root(ld) < 0)
 		return -1;
-	if (loader_next(ld) < 0)      /* DOCUMENT-END */
-		return -1;
-	if (loader_next(ld) < 0)
+	if (loader_next(ld) < 0 || loader_next(ld) < 0)   /* DOCUMENT-END, next */
 		return -1;
 	if (ld->event.type == YAML_DOCUMENT_START_EVENT)
 		return loader_fail(ld, event_line(ld),
@@ -1216,10 +1196,7 @@ config_new_default(const char *name)
 
 /* ---- the door ---- */
 
-static int
-error_set(char **error_r, const char *fmt, ...) LOG_PRINTF(2, 3);
-
-static int
+static LOG_PRINTF(2, 3) int
 error_set(char **error_r, const char *fmt, ...)
 {
 	va_list ap;
@@ -1268,47 +1245,31 @@ config_load_string(const char *name, const char *text, size_t len,
 	return 0;
 }
 
-/* Read a whole file of at most CONFIG_FILE_MAX bytes. */
+/* Read a file; more than CONFIG_FILE_MAX bytes is refused by the caller. */
 static int
 file_read(const char *path, char **text_r, size_t *len_r, char **error_r)
 {
-	size_t cap = 8192, len = 0, n;
-	char *buf = NULL, *nbuf;
+	char *buf = malloc(CONFIG_FILE_MAX + 1);
 	FILE *fp;
+	size_t len;
 
-	if ((fp = fopen(path, "r")) == NULL)
+	if (buf == NULL)
+		return error_set(error_r, "%s: out of memory", path);
+	if ((fp = fopen(path, "r")) == NULL) {
+		free(buf);
 		return error_set(error_r, "%s: %s", path, strerror(errno));
-	for (;;) {
-		if (buf == NULL || len == cap) {
-			cap = buf == NULL ? cap : cap * 2;
-			if (len > CONFIG_FILE_MAX) {
-				error_set(error_r, "%s: too large (over %d bytes)",
-				    path, CONFIG_FILE_MAX);
-				goto fail;
-			}
-			if ((nbuf = realloc(buf, cap)) == NULL) {
-				error_set(error_r, "%s: out of memory", path);
-				goto fail;
-			}
-			buf = nbuf;
-		}
-		n = fread(buf + len, 1, cap - len, fp);
-		len += n;
-		if (n == 0)
-			break;
 	}
+	len = fread(buf, 1, CONFIG_FILE_MAX + 1, fp);
 	if (ferror(fp)) {
 		error_set(error_r, "%s: %s", path, strerror(errno));
-		goto fail;
+		free(buf);
+		fclose(fp);
+		return -1;
 	}
 	fclose(fp);
 	*text_r = buf;
 	*len_r = len;
 	return 0;
-fail:
-	free(buf);
-	fclose(fp);
-	return -1;
 }
 
 int
@@ -1370,11 +1331,8 @@ struct audit {
 	int errors;
 };
 
-static void audit_report(struct audit *a, enum config_audit_severity sev,
-    const char *key, const char *fmt, ...) LOG_PRINTF(4, 5);
-
 /* One finding. Messages start with the key, so they read alone. */
-static void
+static LOG_PRINTF(4, 5) void
 audit_report(struct audit *a, enum config_audit_severity sev, const char *key,
     const char *fmt, ...)
 {

@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -181,4 +184,89 @@ fs_path(char *buf, size_t buflen, const char *fmt, ...)
 		return -1;
 	}
 	return 0;
+}
+
+struct fs_barrier {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int fd;
+	uint64_t started, done;   /* syncfs calls begun, finished */
+	bool syncing;
+	int last_errno;           /* of the last finished flush, 0 if it worked */
+};
+
+struct fs_barrier *
+fs_barrier_new(const char *path)
+{
+	struct fs_barrier *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	b->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b->fd == -1) {
+		free(b);
+		return NULL;
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	return b;
+}
+
+int
+fs_barrier_wait(struct fs_barrier *b)
+{
+	uint64_t target;
+	int err = 0;
+
+	pthread_mutex_lock(&b->lock);
+	/* A flush already running may have missed our writes: wait for the next. */
+	target = b->started + 1;
+	while (b->done < target) {
+		if (!b->syncing) {
+			uint64_t mine = ++b->started;
+
+			b->syncing = true;
+			pthread_mutex_unlock(&b->lock);
+			err = syncfs(b->fd) == -1 ? errno : 0;
+			pthread_mutex_lock(&b->lock);
+			b->done = mine;
+			b->last_errno = err;
+			b->syncing = false;
+			pthread_cond_broadcast(&b->cond);
+		} else {
+			pthread_cond_wait(&b->cond, &b->lock);
+		}
+	}
+	err = b->last_errno;
+	pthread_mutex_unlock(&b->lock);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+unsigned long
+fs_barrier_flushes(struct fs_barrier *b)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&b->lock);
+	n = (unsigned long)b->done;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+void
+fs_barrier_free(struct fs_barrier **bp)
+{
+	struct fs_barrier *b = *bp;
+
+	if (b == NULL)
+		return;
+	*bp = NULL;
+	close(b->fd);
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->cond);
+	free(b);
 }

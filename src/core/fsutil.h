@@ -27,4 +27,19 @@ int fs_path(char *buf, size_t buflen, const char *fmt, ...) __attribute__((forma
 /* Fill buf with n random hex characters + NUL (OpenSSL RAND). */
 void fs_random_hex(char *buf, size_t n);
 
+/*
+ * Group commit. Callers that need what they wrote so far to be durable call
+ * fs_barrier_wait(): it returns after a syncfs(2) of the filesystem that
+ * STARTED after the call began, so many callers (worker threads) share one
+ * flush instead of paying an fsync each. Thread-safe.
+ */
+struct fs_barrier;
+/* A barrier for the filesystem holding path. NULL with errno on failure. */
+struct fs_barrier *fs_barrier_new(const char *path);
+/* 0 when everything written before the call is on stable storage, -1 errno. */
+int fs_barrier_wait(struct fs_barrier *b);
+/* Flushes done so far (for tests and metrics). */
+unsigned long fs_barrier_flushes(struct fs_barrier *b);
+void fs_barrier_free(struct fs_barrier **b);
+
 #endif

@@ -115,13 +115,15 @@ write_lf(int fd, const char *return_path, const char *msg, size_t len, size_t *w
 	return 0;
 }
 
-int
-delivery_maildir(const char *data_dir, const char *hostname, const char *address,
-    const char *return_path, const char *msg, size_t len, const char **error_r)
+/* Create the Maildir if needed and write tmp/UNIQUE (no fsync). */
+static int
+maildir_write_tmp(const char *data_dir, const char *hostname, const char *address,
+    const char *return_path, const char *msg, size_t len, bool sync,
+    struct delivery_file *f, const char **error_r)
 {
-	char dir[PATH_MAX], sub[PATH_MAX], unique[512], tmp[PATH_MAX], final[PATH_MAX];
+	char dir[PATH_MAX], sub[PATH_MAX], unique[512];
 	size_t size = 0;
-	int fd = -1, saved;
+	int fd, saved;
 
 	*error_r = "bad mailbox path";
 	if (delivery_maildir_path(data_dir, address, dir, sizeof(dir)) == -1) {
@@ -141,30 +143,76 @@ delivery_maildir(const char *data_dir, const char *hostname, const char *address
 		}
 	}
 	maildir_unique(unique, sizeof(unique), hostname);
-	if (fs_path(tmp, sizeof(tmp), "%s/tmp/%s", dir, unique) == -1)
+	if (fs_path(f->tmp, sizeof(f->tmp), "%s/tmp/%s", dir, unique) == -1)
 		return -1;
 	*error_r = "cannot write message";
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return -1;
-	if (write_lf(fd, return_path, msg, len, &size) == -1 || fsync(fd) == -1)
-		goto fail;
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	/* S= lets IMAP servers (ours, Dovecot) know the size without a stat. */
-	if (fs_path(final, sizeof(final), "%s/new/%s,S=%zu", dir, unique, size) == -1 ||
-	    fs_path(sub, sizeof(sub), "%s/new", dir) == -1 || rename(tmp, final) == -1)
-		goto fail;
-	*error_r = "cannot sync maildir";
-	return fs_fsync_dir(sub);
-fail:
-	saved = errno;
-	if (fd != -1)
+	if (write_lf(fd, return_path, msg, len, &size) == -1 || (sync && fsync(fd) == -1)) {
+		saved = errno;
 		close(fd);
-	(void)unlink(tmp);
-	errno = saved;
-	return -1;
+		(void)unlink(f->tmp);
+		errno = saved;
+		return -1;
+	}
+	if (close(fd) == -1) {
+		saved = errno;
+		(void)unlink(f->tmp);
+		errno = saved;
+		return -1;
+	}
+	/* S= lets IMAP servers (ours, Dovecot) know the size without a stat. */
+	if (fs_path(f->final, sizeof(f->final), "%s/new/%s,S=%zu", dir, unique, size) == -1) {
+		(void)unlink(f->tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+delivery_maildir_write(const char *data_dir, const char *hostname, const char *address,
+    const char *return_path, const char *msg, size_t len, struct delivery_file *f_r,
+    const char **error_r)
+{
+	return maildir_write_tmp(data_dir, hostname, address, return_path, msg, len, false,
+	    f_r, error_r);
+}
+
+int
+delivery_maildir_publish(struct delivery_file *f)
+{
+	if (rename(f->tmp, f->final) == -1) {
+		int saved = errno;
+
+		(void)unlink(f->tmp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+void
+delivery_maildir_discard(struct delivery_file *f)
+{
+	(void)unlink(f->tmp);
+}
+
+int
+delivery_maildir(const char *data_dir, const char *hostname, const char *address,
+    const char *return_path, const char *msg, size_t len, const char **error_r)
+{
+	struct delivery_file f;
+	char *slash;
+
+	if (maildir_write_tmp(data_dir, hostname, address, return_path, msg, len, true,
+	    &f, error_r) == -1)
+		return -1;
+	*error_r = "cannot publish message";
+	if (delivery_maildir_publish(&f) == -1)
+		return -1;
+	*error_r = "cannot sync maildir";
+	slash = strrchr(f.final, '/');
+	*slash = '\0';   /* f.final is now the new/ directory */
+	return fs_fsync_dir(f.final);
 }

@@ -88,6 +88,8 @@ show(char *buf, size_t buflen, const char *s)
 
 #define SHOW_MAX 128
 #define SHOW(b, s) show((b), sizeof(b), (s))
+/* Untrusted text for a log line: log.h's escaping, so key=value stays parseable. */
+#define LOGSAFE(b, s) log_escape((b), sizeof(b), (s), strlen(s))
 
 int
 directory_strings_add(struct directory_strings *list, const char *s)
@@ -415,7 +417,7 @@ directory_user_del(struct directory *dir, const char *address, char **error_r)
 	    error_r) != 0)
 		return -1;
 	/* XXX aliases pointing here stay; resolve skips them with a warning. */
-	log_info("event=user_deleted account=%s", SHOW(b, address));
+	log_info("event=user_deleted account=%s", LOGSAFE(b, address));
 	return 0;
 }
 
@@ -466,7 +468,7 @@ directory_user_set_flag(struct directory *dir, const char *address,
 	if (user_changed(dir, dir->be->user_set_flag(dir->store, address, f, value),
 	    address, error_r) != 0)
 		return -1;
-	log_info("event=user_flag account=%s %s=%s", SHOW(b, address), flag,
+	log_info("event=user_flag account=%s %s=%s", LOGSAFE(b, address), flag,
 	    value ? "yes" : "no");
 	return 0;
 }
@@ -479,7 +481,7 @@ directory_user_unlock(struct directory *dir, const char *address, char **error_r
 	if (user_changed(dir, dir->be->user_unlock(dir->store, address), address,
 	    error_r) != 0)
 		return -1;
-	log_info("event=user_unlocked account=%s", SHOW(b, address));
+	log_info("event=user_unlocked account=%s", LOGSAFE(b, address));
 	return 0;
 }
 
@@ -559,7 +561,7 @@ walk_warn(const struct walk *w, const char *event, const char *target,
 
 	if (!w->quiet)
 		log_warnx("event=%s recipient=%s target=%s reason=\"%s\"", event,
-		    SHOW(b1, w->origin), SHOW(b2, target), why);
+		    LOGSAFE(b1, w->origin), LOGSAFE(b2, target), why);
 }
 
 static int
@@ -688,8 +690,10 @@ directory_resolve(struct directory *dir, const struct config *cfg,
 		return store_error(dir, NULL);
 	}
 	if (targets_r->n == 0) {
-		walk_warn(&w, "alias_undeliverable", address,
-		    "no target of the alias receives mail");
+		char b[SHOW_MAX];
+
+		log_warnx("event=alias_undeliverable recipient=%s reason=\"no target "
+		    "of the alias receives mail\"", LOGSAFE(b, address));
 		return 0;
 	}
 	return 1;
@@ -777,7 +781,7 @@ directory_alias_del(struct directory *dir, const char *source,
 		    fail(error_r, "no alias %s", SHOW(b1, source)) :
 		    fail(error_r, "no alias %s -> %s", SHOW(b1, source), SHOW(b2, target));
 	log_info("event=alias_deleted source=%s target=%s removed=%d",
-	    SHOW(b1, source), target != NULL ? SHOW(b2, target) : "*", rc);
+	    LOGSAFE(b1, source), target != NULL ? LOGSAFE(b2, target) : "*", rc);
 	return 0;
 }
 

@@ -48,6 +48,7 @@ void directory_free(struct directory **dir);
  * Local parts match case-insensitively. Targets outside the local domains
  * are returned as they are (delivered remotely, later).
  * Returns 1 found (*targets_r filled), 0 no such user or alias, -1 store error.
+ * An alias none of whose targets receives mail (all missing or cut) is 0 too.
  */
 int directory_resolve(struct directory *dir, const struct config *cfg,
     const char *local, const char *domain, struct directory_strings *targets_r);
@@ -112,6 +113,7 @@ int directory_split_address(const char *address, char *local_r, size_t locallen,
  * (case-insensitive), not in the built-in list of the most common passwords
  * (compared case-insensitively, also with trailing digits/symbols removed).
  * 0 acceptable; -1 with *reason_r a static one-line reason naming the rule.
+ * (Reasons with numbers sit in a per-thread buffer, valid until the next call.)
  */
 int password_policy_check(const struct config_security_policy *policy,
     const char *address, const char *password, const char **reason_r);

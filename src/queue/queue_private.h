@@ -26,6 +26,8 @@ struct queue {
 	struct queue_entry *head;
 	size_t count, busy;
 	struct event *retry_ev;
+	/* Group commit for the spool and the Maildirs (one if same filesystem). */
+	struct fs_barrier *spool_barrier, *mail_barrier;
 };
 
 /* queue_scheduler.c: a committed message enters the schedule. */

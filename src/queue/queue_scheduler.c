@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -89,17 +90,94 @@ queue_state_save(const char *dir, const char *id, const struct queue_envelope *e
 	return ret;
 }
 
+/*
+ * Deliver every local recipient not done yet: write all the Maildir files,
+ * one barrier for their data, publish them all, one barrier for the names.
+ * Returns true if any recipient was newly delivered.
+ */
+static bool
+queue_job_deliver_local(struct queue_job *job, struct queue_envelope *env,
+    const char *msg, size_t len)
+{
+	const struct config *cfg = job->q->cfg;
+	struct delivery_file *files = calloc(env->nrcpts, sizeof(*files));
+	bool *written = calloc(env->nrcpts, sizeof(*written));
+	char esc[LOG_ESCAPE_MAX];
+	const char *reason;
+	bool any = false, progress = false;
+
+	if (files == NULL || written == NULL) {
+		free(files);
+		free(written);
+		job->failed = true;
+		return false;
+	}
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		struct queue_rcpt *r = &env->rcpts[i];
+
+		if (r->done)
+			continue;
+		if (!r->local) {
+			job->remote_left = true;
+			continue;
+		}
+		if (delivery_maildir_write(cfg->data_dir, cfg->hostname, r->address, env->sender,
+		    msg, len, &files[i], &reason) == -1) {
+			log_warn("event=delivery.deferred queue_id=%s to=%s reason=\"%s\"", env->id,
+			    log_escape(esc, sizeof(esc), r->address, strlen(r->address)), reason);
+			job->failed = true;
+			continue;
+		}
+		written[i] = any = true;
+	}
+	if (any && fs_barrier_wait(job->q->mail_barrier) == -1) {
+		log_warn("event=delivery.deferred queue_id=%s reason=\"cannot sync maildir data\"", env->id);
+		for (size_t i = 0; i < env->nrcpts; i++)
+			if (written[i])
+				delivery_maildir_discard(&files[i]);
+		job->failed = true;
+		any = false;
+	}
+	for (size_t i = 0; i < env->nrcpts && any; i++) {
+		if (!written[i])
+			continue;
+		if (delivery_maildir_publish(&files[i]) == -1) {
+			log_warn("event=delivery.deferred queue_id=%s reason=\"cannot publish\"", env->id);
+			written[i] = false;
+			job->failed = true;
+		}
+	}
+	if (any && fs_barrier_wait(job->q->mail_barrier) == -1) {
+		/* Published but maybe not durable: deliver again later (a duplicate
+		 * is tolerable, a loss is not). */
+		log_warn("event=delivery.deferred queue_id=%s reason=\"cannot sync maildir\"", env->id);
+		job->failed = true;
+		any = false;
+	}
+	for (size_t i = 0; i < env->nrcpts && any; i++) {
+		if (!written[i])
+			continue;
+		env->rcpts[i].done = true;
+		progress = true;
+		log_info("event=delivery.ok queue_id=%s to=%s mailbox=maildir size=%zu", env->id,
+		    log_escape(esc, sizeof(esc), env->rcpts[i].address, strlen(env->rcpts[i].address)), len);
+	}
+	free(files);
+	free(written);
+	return progress;
+}
+
 /* Pool thread: deliver what is local and not done yet. */
 static void
 queue_job_work(void *arg)
 {
 	struct queue_job *job = arg;
 	const struct config *cfg = job->q->cfg;
-	char path[PATH_MAX], statepath[PATH_MAX + 8], esc[LOG_ESCAPE_MAX];
+	char path[PATH_MAX], statepath[PATH_MAX + 8];
 	struct queue_envelope env;
 	size_t len, body;
 	char *buf;
-	bool progress = false;
+	bool progress;
 
 	if (fs_path(path, sizeof(path), "%s/%s", job->q->dir, job->e->id) == -1 ||
 	    fs_path(statepath, sizeof(statepath), "%s.state", path) == -1 ||
@@ -116,29 +194,7 @@ queue_job_work(void *arg)
 		return;
 	}
 	queue_state_load(statepath, &env);
-	for (size_t i = 0; i < env.nrcpts; i++) {
-		struct queue_rcpt *r = &env.rcpts[i];
-		const char *reason;
-
-		if (r->done)
-			continue;
-		if (!r->local) {
-			job->remote_left = true;
-			continue;
-		}
-		log_escape(esc, sizeof(esc), r->address, strlen(r->address));
-		if (delivery_maildir(cfg->data_dir, cfg->hostname, r->address, env.sender,
-		    buf + body, len - body, &reason) == -1) {
-			log_warn("event=delivery.deferred queue_id=%s to=%s reason=\"%s\"",
-			    env.id, esc, reason);
-			job->failed = true;
-			continue;
-		}
-		r->done = true;
-		progress = true;
-		log_info("event=delivery.ok queue_id=%s to=%s mailbox=maildir size=%zu",
-		    env.id, esc, len - body);
-	}
+	progress = queue_job_deliver_local(job, &env, buf + body, len - body);
 	if (!job->failed && !job->remote_left) {
 		/* No fsync needed: a lost unlink means a duplicate, never a loss. */
 		(void)unlink(statepath);
@@ -191,13 +247,17 @@ queue_run(struct queue *q, struct queue_entry *e)
 {
 	struct queue_job *job = calloc(1, sizeof(*job));
 
-	if (job == NULL || pool_submit(q->pool, queue_job_work, queue_job_done, job) == -1) {
-		free(job);
+	if (job == NULL) {
 		e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
 		return;
 	}
 	job->q = q;
 	job->e = e;
+	if (pool_submit(q->pool, queue_job_work, queue_job_done, job) == -1) {
+		free(job);
+		e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
+		return;
+	}
 	e->busy = true;
 	e->retry_at = 0;
 	q->busy++;
@@ -261,6 +321,25 @@ queue_new(struct event_base *base, struct pool *pool, const struct config *cfg)
 	return q;
 }
 
+/* One barrier per filesystem: the spool's, and the Maildirs' if elsewhere. */
+static int
+queue_barriers_open(struct queue *q)
+{
+	char mail[PATH_MAX];
+	struct stat a, b;
+
+	if (fs_path(mail, sizeof(mail), "%s/mail", q->cfg->data_dir) == -1 ||
+	    fs_mkdir_p(mail, 0700) == -1 || stat(q->dir, &a) == -1 || stat(mail, &b) == -1)
+		return -1;
+	if ((q->spool_barrier = fs_barrier_new(q->dir)) == NULL)
+		return -1;
+	if (a.st_dev == b.st_dev)
+		q->mail_barrier = q->spool_barrier;
+	else if ((q->mail_barrier = fs_barrier_new(mail)) == NULL)
+		return -1;
+	return 0;
+}
+
 int
 queue_start(struct queue *q, char **error_r)
 {
@@ -299,6 +378,8 @@ queue_start(struct queue *q, char **error_r)
 	closedir(d);
 	if (q->count > 0)
 		log_info("event=queue.recovered messages=%zu", q->count);
+	if (queue_barriers_open(q) == -1)
+		goto fail;
 	q->retry_ev = event_new(q->base, -1, EV_PERSIST, queue_retry_cb, q);
 	if (q->retry_ev == NULL || event_add(q->retry_ev, &tv) == -1)
 		goto fail;
@@ -333,5 +414,8 @@ queue_free(struct queue **qp)
 		event_free(q->retry_ev);
 	while (q->head != NULL)
 		queue_entry_unlink(q, q->head);
+	if (q->mail_barrier != q->spool_barrier)
+		fs_barrier_free(&q->mail_barrier);
+	fs_barrier_free(&q->spool_barrier);
 	free(q);
 }

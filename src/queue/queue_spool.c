@@ -39,6 +39,7 @@ struct queue_writer {
 	size_t len, cap;
 	int result;
 	int saved_errno;
+	bool published;           /* renamed into queue/: never unlink the tmp name */
 	queue_commit_cb *cb;
 	void *arg;
 };
@@ -289,15 +290,24 @@ writer_commit_work(void *arg)
 	if (w->result == -1)
 		return;
 	if (fs_path(final, sizeof(final), "%s/%s", w->q->dir, w->id) == -1 ||
-	    writer_flush(w) == -1 || fsync(w->fd) == -1)
+	    writer_flush(w) == -1)
 		goto fail;
 	if (close(w->fd) == -1) {
 		w->fd = -1;
 		goto fail;
 	}
 	w->fd = -1;
-	if (rename(w->tmppath, final) == -1 || fs_fsync_dir(w->q->dir) == -1)
+	/* Data durable before the name appears, the name durable before 250:
+	 * both through the shared barrier, so concurrent commits share flushes. */
+	if (fs_barrier_wait(w->q->spool_barrier) == -1 || rename(w->tmppath, final) == -1)
 		goto fail;
+	if (fs_barrier_wait(w->q->spool_barrier) == -1) {
+		/* The name may or may not survive a crash: never say 250 then. It
+		 * will be delivered anyway if it does (a duplicate at worst). */
+		w->saved_errno = errno;
+		w->result = -1;
+		w->published = true;
+	}
 	return;
 fail:
 	w->saved_errno = errno;
@@ -309,7 +319,7 @@ writer_free(struct queue_writer *w)
 {
 	if (w->fd != -1)
 		close(w->fd);
-	if (w->result == -1)
+	if (w->result == -1 && !w->published)
 		(void)unlink(w->tmppath);
 	free(w->buf);
 	free(w);

@@ -172,6 +172,11 @@ proceed_mail(struct smtp_session *s, const char *args)
 	else
 		address_format(&a, s->sender_text, sizeof(s->sender_text));
 	log_escape(s->sender_log, sizeof(s->sender_log), s->sender_text, strlen(s->sender_text));
+	/* The queue id exists from MAIL on, so every line of the transaction carries it. */
+	queue_new_id(s->qid);
+	log_info("event=smtp.mail session=%s client=%s queue_id=%s from=<%s> size=%" PRIu64 " body=%s%s",
+	    s->id, s->ip, s->qid, s->sender_log, p.size,
+	    p.body == SMTP_BODY_8BITMIME ? "8bitmime" : "7bit", p.smtputf8 ? " smtputf8=yes" : "");
 	smtp_session_enter_state(s, SMTP_STATE_MAIL);
 	smtp_session_reply(s, "250 2.1.0 Ok");
 }
@@ -214,8 +219,8 @@ rcpt_reject(struct smtp_session *s, const char *to, const char *reason, const ch
 {
 	char esc[LOG_ESCAPE_MAX];
 
-	log_info("event=smtp.reject session=%s client=%s stage=rcpt from=<%s> to=<%s> reason=%s reply=\"%s\"",
-	    s->id, s->ip, s->sender_log, log_escape(esc, sizeof(esc), to, strlen(to)), reason, reply);
+	log_info("event=smtp.reject session=%s client=%s queue_id=%s stage=rcpt from=<%s> to=<%s> reason=%s reply=\"%s\"",
+	    s->id, s->ip, s->qid, s->sender_log, log_escape(esc, sizeof(esc), to, strlen(to)), reason, reply);
 	if (reply[0] == '4')
 		smtp_session_reply(s, "%s", reply);
 	else
@@ -298,6 +303,12 @@ proceed_rcpt(struct smtp_session *s, const char *args)
 	}
 	if (s->rcpt_cmds++ == 0)
 		snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", a.quoted_local ? "" : text);
+	{
+		char esc[LOG_ESCAPE_MAX];
+
+		log_info("event=smtp.rcpt session=%s client=%s queue_id=%s to=<%s> verdict=%s",
+		    s->id, s->ip, s->qid, log_escape(esc, sizeof(esc), text, strlen(text)), reason);
+	}
 	smtp_session_enter_state(s, SMTP_STATE_RCPT);
 	smtp_session_reply(s, "250 2.1.5 Ok");
 }

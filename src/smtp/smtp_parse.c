@@ -594,7 +594,7 @@ path_parse(const char **pp, bool mail, struct smtp_address *a, int *err_r)
 {
 	const char *start = *pp, *p = start + 1;
 	char route[SMTP_DOMAIN_MAX + 1];
-	bool ignored_literal = false, ignored_utf8 = false;
+	bool ignored_literal = false, ignored_utf8 = false, routed;
 
 	*err_r = ADDR_ERR_SYNTAX;
 	if (*start != '<')
@@ -627,6 +627,7 @@ path_parse(const char **pp, bool mail, struct smtp_address *a, int *err_r)
 			return -1;
 		}
 	}
+	routed = p != start + 1;
 	if (path_local(&p, a, err_r) < 0)
 		return -1;
 	if (*p == '@') {
@@ -634,9 +635,9 @@ path_parse(const char **pp, bool mail, struct smtp_address *a, int *err_r)
 		if (path_domain(&p, true, true, a->domain, &a->domain_literal,
 		    &a->utf8, err_r) < 0)
 			return -1;
-	} else if (*p == '>' && !a->quoted_local && !mail &&
-	    word_eq(a->local, strlen(a->local), "postmaster") &&
-	    p - start == (ptrdiff_t)strlen("<postmaster")) {
+	} else if (*p == '>' && !mail && !routed && !a->quoted_local &&
+	    word_eq(a->local, strlen(a->local), "postmaster")) {
+		/* exactly <Postmaster>, any case (RFC 5321 4.1.1.3) */
 		a->postmaster_only = true;
 	} else if (!(*p == '>' && mail)) {
 		/* <user> as a sender parses, with no domain: docs/smtp.md

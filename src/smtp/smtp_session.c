@@ -401,7 +401,6 @@ smtp_session_begin_message(struct smtp_session *s, bool bdat)
 		.nrcpts = s->nrcpts,
 	};
 
-	queue_new_id(s->qid);
 	memcpy(env.id, s->qid, sizeof(env.id));
 	if (queue_writer_new(s->srv->deps.queue, &env, &s->qw) == -1 ||
 	    smtp_session_received(s) == -1) {

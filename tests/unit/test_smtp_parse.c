@@ -601,6 +601,10 @@ static const struct addr_case addr_cases[] = {
 	{ .args = A("TO:<u@[IPv6:]>"), .rcpt = true, .error = E_RCPT },
 	{ .args = A("TO:<u@[2001:db8::1]>"), .rcpt = true, .error = E_RCPT },
 	{ .args = A("TO:<u@[x-tag:something]>"), .rcpt = true, .error = E_RCPT },
+	{ .args = A("TO:<u@[IPv6:1111:2222:3333:4444:5555:6666:7777:8888:9999:0000]>"), .rcpt = true,
+	  .error = E_RCPT },
+	{ .args = { .pre = "TO:<u@[", .rep1 = "1", .n1 = 300, .post = "]>" }, .rcpt = true,
+	  .error = E_RCPT },
 	/* domains */
 	{ .args = A("TO:<u@example.com.>"), .rcpt = true, .error = E_RCPT },
 	{ .args = A("FROM:<u@example.com.>"), .error = E_SENDER },
@@ -628,6 +632,11 @@ static const struct addr_case addr_cases[] = {
 	  .domain = "example.com", .quoted = true, .utf8 = true },
 	{ .args = A("TO:<\xf0\x9f\x98\x80@example.com>"), .rcpt = true, .local = "\xf0\x9f\x98\x80",
 	  .domain = "example.com", .utf8 = true },
+	{ .args = A("TO:<\xe0\xa4\xb9\xf1\x80\x80\x80@example.com>"), .rcpt = true,
+	  .local = "\xe0\xa4\xb9\xf1\x80\x80\x80", .domain = "example.com", .utf8 = true },
+	{ .args = A("FROM:<a\xe0\x80\xaf@example.com>"), .error = E_SENDER },
+	{ .args = A("FROM:<a\xf0\x9f\x98(@example.com>"), .error = E_SENDER },
+	{ .args = A("FROM:<a\xf0\x9f\x98@example.com>"), .error = E_SENDER },
 	{ .args = A("FROM:<jos\xc3@example.com>"), .error = E_SENDER },
 	{ .args = A("FROM:<a\xc0\xaf@example.com>"), .error = E_SENDER },
 	{ .args = A("FROM:<a\xed\xa0\x80@example.com>"), .error = E_SENDER },
@@ -650,6 +659,9 @@ static const struct addr_case addr_cases[] = {
 	  .domain = "example.com", .local_len = 62, .quoted = true },
 	{ .args = { .pre = "TO:<\"", .rep1 = "a", .n1 = 63, .post = "\"@example.com>" }, .rcpt = true,
 	  .error = E_RCPT_LOCAL },
+	{ .args = { .pre = "TO:<\"", .rep1 = "a", .n1 = 200, .post = "\"@example.com>" }, .rcpt = true,
+	  .error = E_RCPT_LOCAL },
+	{ .args = { .pre = "TO:<\"", .rep1 = "a", .n1 = 200 }, .rcpt = true, .error = E_RCPT_LOCAL },
 	{ .args = { .pre = "TO:<\"", .rep1 = "\\a", .n1 = 31, .post = "\"@example.com>" }, .rcpt = true,
 	  .domain = "example.com", .local_len = 31, .quoted = true },
 	{ .args = { .pre = "TO:<\"", .rep1 = "\\a", .n1 = 32, .post = "\"@example.com>" }, .rcpt = true,
@@ -969,6 +981,18 @@ test_rcpt_params(void **state)
 				fail_msg("\"%s\": refused: %s", params, error);
 			assert_null(error);
 		}
+		free(params);
+	}
+	/* ORCPT is at most 500 characters (RFC 3461 4.2) */
+	for (i = 499; i <= 501; i++) {
+		struct gen g = { .pre = "ORCPT=rfc822;", .rep1 = "x", .n1 = i - 7 };
+		const char *error;
+		char *params = gen_build(&g, NULL);
+
+		assert_int_equal(strlen(params), i + 6);
+		assert_int_equal(smtp_parse_rcpt_params(params, &error), i <= 500 ? 1 : -1);
+		if (i > 500)
+			assert_string_equal(error, "555 5.5.4 Bad ORCPT parameter");
 		free(params);
 	}
 }
