@@ -107,6 +107,7 @@ smtp_data_feed(struct smtp_data_parser *p, const char *data, size_t len, size_t 
 				out(p, ".", 1);
 				line_end(p, true);
 			} else {
+				p->line_len--;   /* the stuffing dot is not counted (RFC 5321 4.5.3.1.6) */
 				text_byte(p, c);   /* the first dot is stuffing: dropped */
 			}
 			break;
@@ -128,6 +129,7 @@ smtp_data_feed(struct smtp_data_parser *p, const char *data, size_t len, size_t 
 				out(p, ".", 1);
 				line_end(p, true);
 			} else {
+				p->line_len--;   /* as in S_DOT */
 				text_byte(p, c);
 			}
 			break;

@@ -113,20 +113,7 @@ smtp_session_greet(struct smtp_session *s)
 	smtp_session_enter_state(s, SMTP_STATE_GREETED);
 }
 
-/* Greet pause over: a client that already talked is a bot (postscreen's PREGREET). */
-static void
-smtp_session_greet_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_session *s = arg;
-
-	if (s->state != SMTP_STATE_PREGREET)
-		return;
-	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
-		smtp_session_process(s);
-		return;
-	}
-	smtp_session_greet(s);
-}
+static void smtp_session_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 struct smtp_session *
 smtp_session_new(struct smtp_listener *l, int fd, const struct sockaddr *sa, socklen_t salen)
@@ -156,19 +143,24 @@ smtp_session_new(struct smtp_listener *l, int fd, const struct sockaddr *sa, soc
 		if (ssl == NULL)
 			goto fail;
 		s->bev = bufferevent_openssl_socket_new(srv->deps.base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 		if (s->bev == NULL) {
 			SSL_free(ssl);
 			goto fail;
 		}
 		s->tls = true;
 	} else {
-		s->bev = bufferevent_socket_new(srv->deps.base, fd, BEV_OPT_CLOSE_ON_FREE);
+		s->bev = bufferevent_socket_new(srv->deps.base, fd,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 		if (s->bev == NULL)
 			goto fail;
 	}
 	bufferevent_setcb(s->bev, smtp_session_read_cb, smtp_session_write_cb,
 	    smtp_session_event_cb, s);
+	/* One timer for the greet pause and the close drain, made now so that
+	 * closing never needs memory. */
+	if ((s->timer = evtimer_new(srv->deps.base, smtp_session_timer_cb, s)) == NULL)
+		goto fail;
 	s->state = SMTP_STATE_CLOSING;   /* so enter_state() below sets timeouts */
 	smtp_session_enter_state(s, SMTP_STATE_PREGREET);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
@@ -188,8 +180,7 @@ smtp_session_new(struct smtp_listener *l, int fd, const struct sockaddr *sa, soc
 		};
 
 		smtp_session_reply(s, "220-%s ESMTP bulwark", cfg->hostname);
-		s->timer = evtimer_new(srv->deps.base, smtp_session_greet_timer_cb, s);
-		if (s->timer == NULL || evtimer_add(s->timer, &tv) == -1)
+		if (evtimer_add(s->timer, &tv) == -1)
 			smtp_session_greet(s);
 	} else {
 		smtp_session_greet(s);
@@ -198,6 +189,8 @@ smtp_session_new(struct smtp_listener *l, int fd, const struct sockaddr *sa, soc
 fail:
 	log_warnx("event=smtp.error client=%s reason=\"session set-up failed\"", s->ip);
 	smtp_line_reader_clear(&s->lr);
+	if (s->timer != NULL)
+		event_free(s->timer);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	else
@@ -264,17 +257,33 @@ smtp_session_drained(struct smtp_session *s)
 	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
 }
 
+/*
+ * The session's one timer: end of the greet pause (a client that already
+ * talked is a bot, postscreen's PREGREET), or a drain poll while closing.
+ */
 static void
-smtp_session_close_timer_cb(evutil_socket_t fd, short what, void *arg)
+smtp_session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
 	struct timeval tv = { .tv_usec = 20000 };
 
-	if (smtp_session_drained(s) || ++s->close_ticks >= SMTP_CLOSE_DRAIN_SECONDS * 50) {
-		smtp_session_free(&s);
-		return;
+	switch (s->state) {
+	case SMTP_STATE_PREGREET:
+		if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+			smtp_session_process(s);
+		else
+			smtp_session_greet(s);
+		break;
+	case SMTP_STATE_CLOSING:
+		if (smtp_session_drained(s) || ++s->close_ticks >= SMTP_CLOSE_DRAIN_SECONDS * 50) {
+			smtp_session_free(&s);
+			return;
+		}
+		evtimer_add(s->timer, &tv);
+		break;
+	default:
+		break;
 	}
-	evtimer_add(s->timer, &tv);
 }
 
 void
@@ -292,11 +301,9 @@ smtp_session_close(struct smtp_session *s)
 	smtp_session_reset_transaction(s);
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_set_timeouts(s->bev, NULL, NULL);
-	if (s->timer != NULL)
-		event_free(s->timer);
-	s->timer = evtimer_new(s->srv->deps.base, smtp_session_close_timer_cb, s);
-	if (s->timer == NULL || evtimer_add(s->timer, &tv) == -1)
-		smtp_session_free(&s);
+	evtimer_del(s->timer);
+	/* Never freed here: callers up the stack still hold s. */
+	evtimer_add(s->timer, &tv);
 }
 
 /* The client is gone (EOF, reset, TLS failure). */
@@ -671,7 +678,7 @@ smtp_session_start_tls(struct smtp_session *s)
 	}
 	smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
 	tlsbev = bufferevent_openssl_filter_new(s->srv->deps.base, s->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tlsbev == NULL) {
 		SSL_free(ssl);
 		smtp_session_close(s);

@@ -237,6 +237,14 @@ static const struct data_case data_cases[] = {
 	  .out = { .pre = ".", .rep = "x", .n = 998, .post = "\r\n" }, .ret = 1,
 	  .flags = SMTP_DATA_LINE_TOO_LONG, .error = E_LONG },
 
+	{ .name = "stuffed dot after a bare LF not counted either",
+	  .in = { .pre = "a\n..", .rep = "x", .n = 997, .post = "\r\n.\r\n" },
+	  .out = { .pre = "a\r\n.", .rep = "x", .n = 997, .post = "\r\n" }, .ret = 1,
+	  .flags = SMTP_DATA_BARE_LF },
+	{ .name = "stuffed dot with a small limit",
+	  .in = { .pre = "..\r\n...\r\n.\r\n" }, .max_line = 3, .out = { .pre = ".\r\n..\r\n" },
+	  .ret = 1, .flags = SMTP_DATA_LINE_TOO_LONG, .error = E_LONG },
+
 	/* ---- message size ---- */
 	{ .name = "exactly max size", .in = { .pre = "abc\r\n.\r\n" }, .max_size = 5,
 	  .out = { .pre = "abc\r\n" }, .ret = 1 },
