@@ -684,9 +684,15 @@ class RawClient:
         return self.read_reply()
 
     def quit(self):
+        """QUIT, expect 221, and wait for the server to close its side.
+        (Waiting keeps the per-IP connection count of rapid sequential
+        tests independent of how fast the server reaps closed sessions;
+        test_limits.py::test_sequential_sessions_never_refused checks that
+        separately.)"""
         try:
             r = self.cmd("QUIT")
             expect(r, 221)
+            self.is_closed(timeout=5)
         finally:
             self.close()
 

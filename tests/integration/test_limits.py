@@ -642,6 +642,25 @@ def test_connections_per_ip_and_total(bulwark):
     H.assert_serves(d, source=H.UNTRUSTED2)
 
 
+def test_sequential_sessions_never_refused(bulwark):
+    """One client, one connection at a time (QUIT, read 221, close, next):
+    it never holds more than one connection, so the per-IP limit (20) must
+    never refuse it, however fast it goes."""
+    d = bulwark(users=False)
+    refused = []
+    for i in range(60):
+        c = H.RawClient(d.smtp_port)
+        try:
+            r = c.read_reply()
+            if r.code != 220:
+                refused.append((i, r.text))
+                continue
+            H.expect(c.cmd("QUIT"), 221)
+        finally:
+            c.close()
+    assert not refused, f"{len(refused)} of 60 sequential sessions refused: {refused[:3]}"
+
+
 # ---------------------------------------------------------------- talk before greeting
 
 @pytest.fixture(scope="module")
