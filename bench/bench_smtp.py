@@ -63,6 +63,8 @@ def parse_args(argv):
                    help="idle sessions held to Postfix for the PSS comparison (200)")
     p.add_argument("--idle-hold", type=float, default=5.0,
                    help="seconds the idle sessions stay open before they are counted (5)")
+    p.add_argument("--pause", type=float, default=5.0,
+                   help="seconds of quiet (after a sync) before each measured run (5)")
     p.add_argument("--only", choices=("both", "postfix", "bulwark"), default="both")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-idle", action="store_true")
@@ -101,13 +103,18 @@ def stop_perf(proc, path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    try:
-        r = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children",
-                            "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"],
+    def report(*extra):
+        r = subprocess.run(["perf", "report", "-i", path, "--stdio", "-g", "none", *extra],
                            capture_output=True, text=True, timeout=120)
-        lines = [l for l in r.stdout.splitlines() if l.strip() and not l.startswith("#")]
-        log("perf: top symbols during the measured bulwark run (" + path + ")\n  "
-            + "\n  ".join(lines[:25]))
+        return [" ".join(l.replace(" - ", " ").split()) for l in r.stdout.splitlines()
+                if l.strip() and not l.startswith("#")]
+    try:
+        own = report("--no-children", "--sort", "dso,sym", "--percent-limit", "1.5")[:15]
+        calls = [l for l in report("--children", "--sort", "sym", "--percent-limit", "2")
+                 if "__x64_sys_" in l][:10]
+        log(f"perf ({path}): where bulwarkd's CPU went during its first measured run\n"
+            "  self time by symbol:\n    " + "\n    ".join(own)
+            + "\n  by system call (children, self):\n    " + "\n    ".join(calls))
     except (OSError, subprocess.TimeoutExpired) as e:
         log(f"perf report failed: {e}")
 
@@ -125,6 +132,10 @@ def throughput(servers, args, workdir):
     best = {}
     for r in range(args.rounds):
         for name, server in servers:
+            # Let the previous run's writeback and ext4's "recently deleted inode"
+            # window pass, so one server's churn does not slow the next one down.
+            os.sync()
+            time.sleep(args.pause)
             pid = getattr(server, "pid", None)
             perf = start_perf(pid, args.perf) if (args.perf and pid and r == 0) else None
             cpu0 = proc_cpu_seconds(pid) if pid else None
@@ -260,8 +271,8 @@ def print_report(args, tp, idle):
             ok = False
     if ib:
         out.append(f"idle: {ib['idle']}/{ib['sessions']} sessions, RSS {ib['mem_mb']:.1f} MB "
-                   f"({ib['mem_mb'] * 1000 / max(ib['idle'], 1):.1f} MB/1000 sessions, "
-                   f"target < {TARGET_IDLE_MB:.0f} MB)")
+                   f"({ib['per_session_kb'] * 1000 / 1024:.1f} MB per 1000 sessions over the "
+                   f"{ib['base_mb']:.1f} MB before; target < {TARGET_IDLE_MB:.0f} MB)")
         if ib["idle"] < ib["sessions"] or ib["mem_mb"] >= TARGET_IDLE_MB:
             ok = False
     print("\n".join(out), flush=True)

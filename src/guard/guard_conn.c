@@ -130,7 +130,9 @@ guard_conn_open(struct guard *guard, const struct sockaddr *sa, int max_per_ip, 
 		return GUARD_TOO_MANY_FROM_IP;
 	if (s == NULL) {
 		if ((guard->used + 1) * 4 > guard->cap * 3 &&
-		    guard_resize(guard, guard->cap * 2) == -1)
+		    /* mostly tombstones (live <= total < cap/2): rehash in place */
+		    guard_resize(guard, guard->total * 2 >= guard->cap ?
+		    guard->cap * 2 : guard->cap) == -1)
 			return GUARD_TOO_MANY_TOTAL;   /* out of memory: refuse, stay consistent */
 		s = guard_find(guard, key, true);
 		if (!s->used)

@@ -94,8 +94,8 @@ struct smtp_address {
 
 /*
  * Parse "FROM:<path> params" (MAIL) or "TO:<path> params" (RCPT) argument
- * text. Strict: no space after the colon is tolerated only as RFC 5321
- * allows none; a source route (<@a,@b:u@d>) is parsed and dropped as
+ * text. Strict: RFC 5321 allows no space after the colon; exactly one is
+ * tolerated (as Postfix does), never more; a source route (<@a,@b:u@d>) is parsed and dropped as
  * RFC 5321 C says; a domain must be a valid hostname (LDH labels, or
  * U-labels when SMTPUTF8) or an address literal; a trailing dot is refused;
  * MAIL allows <>, RCPT allows <Postmaster>. *params_r points at the text

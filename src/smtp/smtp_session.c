@@ -68,6 +68,9 @@ smtp_session_enter_state(struct smtp_session *s, enum smtp_state state)
 		bufferevent_set_timeouts(s->bev, &idle, &idle);
 }
 
+static void smtp_session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 smtp_session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 {
