@@ -1275,8 +1275,8 @@ file_read(const char *path, char **text_r, size_t *len_r, char **error_r)
 int
 config_load(const char *path, struct config **cfg_r, char **error_r)
 {
-	char *text;
-	size_t len;
+	char *text = NULL;
+	size_t len = 0;
 	int r;
 
 	*cfg_r = NULL;

@@ -142,6 +142,37 @@ enc_get(const char *s, size_t n)
 	return out;
 }
 
+/* " 8bitmime smtputf8": each known word once; anything else refused. */
+static int
+queue_flags_parse(const char *p, size_t n, unsigned *flags_r)
+{
+	static const struct { const char *word; unsigned flag; } words[] = {
+		{ "8bitmime", QUEUE_FLAG_8BITMIME },
+		{ "smtputf8", QUEUE_FLAG_SMTPUTF8 },
+	};
+	const char *end = p + n;
+
+	while (p < end) {
+		const char *w;
+		size_t wl, i;
+
+		if (*p++ != ' ')
+			return -1;
+		w = p;
+		while (p < end && *p != ' ')
+			p++;
+		wl = (size_t)(p - w);
+		for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (strlen(words[i].word) == wl && memcmp(words[i].word, w, wl) == 0 &&
+			    !(*flags_r & words[i].flag))
+				break;
+		if (i == sizeof(words) / sizeof(words[0]))
+			return -1;
+		*flags_r |= words[i].flag;
+	}
+	return 0;
+}
+
 int
 queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env, size_t *body_off_r)
 {
@@ -166,22 +197,21 @@ queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env, si
 				break;
 			*body_off_r = off;
 			return 0;
-		} else if (n == 3 + QUEUE_ID_LEN && memcmp(line, "id ", 3) == 0) {
+		} else if (n == 3 + QUEUE_ID_LEN && memcmp(line, "id ", 3) == 0 && env->id[0] == '\0') {
 			memcpy(env->id, line + 3, QUEUE_ID_LEN);
 			env->id[QUEUE_ID_LEN] = '\0';
+			if (strspn(env->id, "0123456789abcdef") != QUEUE_ID_LEN)
+				break;   /* the id names files: hex only */
 		} else if (n > 5 && memcmp(line, "time ", 5) == 0) {
 			env->ctime = strtoll(line + 5, NULL, 10);
-		} else if (n >= 7 && memcmp(line, "client ", 7) == 0) {
+		} else if (n >= 7 && memcmp(line, "client ", 7) == 0 && env->client_ip == NULL) {
 			env->client_ip = enc_get(line + 7, n - 7);
-		} else if (n >= 5 && memcmp(line, "helo ", 5) == 0) {
+		} else if (n >= 5 && memcmp(line, "helo ", 5) == 0 && env->helo == NULL) {
 			env->helo = enc_get(line + 5, n - 5);
-		} else if (n >= 7 && memcmp(line, "sender ", 7) == 0) {
+		} else if (n >= 7 && memcmp(line, "sender ", 7) == 0 && env->sender == NULL) {
 			env->sender = enc_get(line + 7, n - 7);
-		} else if (n >= 5 && memcmp(line, "flags", 5) == 0) {
-			if (memmem(line, n, " 8bitmime", 9) != NULL)
-				env->flags |= QUEUE_FLAG_8BITMIME;
-			if (memmem(line, n, " smtputf8", 9) != NULL)
-				env->flags |= QUEUE_FLAG_SMTPUTF8;
+		} else if (n >= 5 && memcmp(line, "flags", 5) == 0 && queue_flags_parse(line + 5, n - 5, &env->flags) == 0) {
+			;
 		} else if (n > 7 && memcmp(line, "rcpt ", 5) == 0 && line[6] == ' ' &&
 		    (line[5] == 'L' || line[5] == 'R')) {
 			struct queue_rcpt *r = reallocarray(env->rcpts, env->nrcpts + 1, sizeof(*r));

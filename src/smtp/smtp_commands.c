@@ -91,8 +91,13 @@ check_helo(struct smtp_session *s, const char *args)
 static void
 greet_common(struct smtp_session *s, const char *args, bool esmtp)
 {
+	size_t len;
+
 	smtp_session_reset_transaction(s);   /* RFC 5321 4.1.4: like RSET */
 	snprintf(s->helo, sizeof(s->helo), "%s", args);
+	len = strlen(s->helo);
+	while (len > 0 && s->helo[len - 1] == ' ')
+		s->helo[--len] = '\0';   /* tolerated by the parser, not worth keeping */
 	s->helo_seen = true;
 	s->esmtp = esmtp;
 	smtp_session_enter_state(s, SMTP_STATE_HELO);

@@ -216,3 +216,33 @@ def test_queued_remote_message_survives_restart(bulwark):
     d.restart()
     time.sleep(1.0)
     assert d.queue_contains(tok), "a queued message disappeared over a kill -9"
+
+
+def test_restart_with_many_queued_local_messages(bulwark):
+    """Messages that could not be delivered wait in the spool; a restart
+    recovers and delivers all of them (and must survive doing so)."""
+    d = bulwark()
+    md = d.maildir(ALICE)
+    md.parent.mkdir(parents=True, exist_ok=True)
+    if md.exists():
+        import shutil
+        shutil.rmtree(md)
+    md.write_text("not a Maildir: delivery to alice fails and is deferred\n")
+    toks = []
+    with H.smtp_client(d.smtp_port) as s:
+        for _ in range(40):
+            tok = H.token()
+            s.sendmail("sender@remote.example", [ALICE], H.make_message(tok))
+            toks.append(tok)
+    time.sleep(1.0)
+    assert md.is_file(), "the daemon replaced the blocking file"
+    assert len(d.queue_files()) >= 40, f"only {len(d.queue_files())} spool files for 40 deferred messages"
+    assert d.stop() == 0
+    md.unlink()
+    d.restart()
+    got, missing = wait_all_delivered(d, toks)
+    assert not missing, f"{len(missing)} of 40 deferred messages not delivered after restart\n{d.log_tail()}"
+    assert not d.sanitizer_reports(), d.sanitizer_reports()
+    assert d.running(), f"daemon died during recovery\n{d.log_tail()}"
+    assert_no_partial_files(d)
+    assert not d.wait_queue_empty(timeout=30)

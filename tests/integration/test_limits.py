@@ -171,6 +171,25 @@ def test_message_over_max_size(lim):
     assert not lim.queue_contains(big)
 
 
+def test_bdat_chunks_together_over_max_size(lim):
+    big = H.token()
+    c = fresh(lim)
+    try:
+        c.start_transaction()
+        part = f"Subject: {big}\r\n\r\n".encode() + (b"q" * 78 + b"\r\n") * 70   # ~5.6 kB
+        c.send(f"BDAT {len(part)}\r\n".encode() + part)
+        H.expect(c.read_reply(), 250)
+        part2 = (b"r" * 78 + b"\r\n") * 70
+        c.send(f"BDAT {len(part2)} LAST\r\n".encode() + part2)
+        H.expect(c.read_reply(), 552, "5.3.4")
+        H.expect(c.cmd("NOOP"), 250)
+        c.quit()
+    finally:
+        c.close()
+    time.sleep(0.3)
+    assert not lim.find_anywhere(big)
+
+
 def test_bdat_over_max_size(lim):
     big = H.token()
     c = fresh(lim)
@@ -511,6 +530,64 @@ def test_starttls_with_pipelined_bytes(lim):
     finally:
         c.close()
     H.assert_serves(lim)
+
+
+def test_starttls_resets_the_session(lim):
+    # RFC 3207 4.2: after the handshake the client must EHLO again; nothing
+    # from the plaintext phase survives.
+    c = fresh(lim)
+    try:
+        H.expect(c.cmd("STARTTLS"), 220)
+        c.sock = H.unverified_context().wrap_socket(c.sock)
+        H.expect(c.cmd("MAIL FROM:<sender@remote.example>"), 503, "5.5.1")
+        e = c.ehlo()
+        assert "STARTTLS" not in e.keywords(), e.text
+        r = c.cmd("STARTTLS")
+        assert 500 <= r.code < 600, f"STARTTLS inside TLS: {r.text}"
+        c.start_transaction()
+        c.quit()
+    finally:
+        c.close()
+
+
+def test_garbage_instead_of_tls_handshake(lim):
+    c = fresh(lim)
+    try:
+        H.expect(c.cmd("STARTTLS"), 220)
+        c.send(b"EHLO client.example.net\r\nMAIL FROM:<evil@remote.example>\r\n" + bytes(range(256)))
+        c.read_lines_until_closed(timeout=10)
+        assert c.is_closed(timeout=10), "server kept a failed handshake open"
+    finally:
+        c.close()
+    H.assert_serves(lim)
+
+
+def test_plaintext_on_implicit_tls_port(lim):
+    c = H.RawClient(lim.submissions_port)
+    try:
+        c.send(b"EHLO client.example.net\r\nMAIL FROM:<evil@remote.example>\r\n")
+        lines = c.read_lines_until_closed(timeout=10)
+        assert not any(l.startswith("250") for l in lines), lines
+        assert c.is_closed(timeout=10)
+    finally:
+        c.close()
+    with H.smtp_client(lim.submissions_port, source=H.TRUSTED, tls=True) as s:
+        assert s.ehlo()[0] == 250
+
+
+def test_client_text_is_escaped_in_the_log(lim):
+    c = fresh(lim)
+    try:
+        H.expect(c.cmd(b'MAIL FROM:<"evil\x1b[31m\x07 key=value"@remote.example>'), (250, 501, 553))
+        c.cmd(b'RCPT TO:<"x\x1b]0;pwned\x07 event=fake"@example.test>')
+        c.cmd(b"XYZZY \x1b[2J\x7f\xff")
+        c.quit()
+    finally:
+        c.close()
+    time.sleep(0.3)
+    raw = lim.log_path.read_bytes()
+    assert b"\x1b" not in raw, "raw ESC from a client reached the log"
+    assert b"\x07" not in raw, "raw BEL from a client reached the log"
 
 
 # ---------------------------------------------------------------- slow and vanishing clients
