@@ -127,7 +127,8 @@ def throughput(servers, args, workdir):
     for name, server in servers:
         if args.warmup:
             w = drive(name, "127.0.0.1", server.port, server.maildir_new, args.warmup,
-                      min(args.sessions, args.warmup), args.size, workdir, timeout)
+                      min(args.sessions, args.warmup), args.size, workdir, timeout,
+                      alive=server.alive)
             log(f"{name}: warm-up {w['messages']} msgs in {w['seconds']:.2f}s ({w['rate']:.0f} msg/s)")
     best = {}
     for r in range(args.rounds):
@@ -141,7 +142,7 @@ def throughput(servers, args, workdir):
             cpu0 = proc_cpu_seconds(pid) if pid else None
             try:
                 res = drive(name, "127.0.0.1", server.port, server.maildir_new, args.messages,
-                            args.sessions, args.size, workdir, timeout)
+                            args.sessions, args.size, workdir, timeout, alive=server.alive)
             finally:
                 cpu1 = proc_cpu_seconds(pid) if pid else None
                 stop_perf(perf, args.perf)
@@ -304,6 +305,8 @@ def main(argv):
     status = 0
     try:
         servers = []
+        if args.only in ("both", "bulwark"):  # fail before anything is started
+            BulwarkInstance(tmp, 0, args.build_dir).check_binaries()
         if args.only in ("both", "postfix"):
             pf = PostfixInstance(tmp, free_port(), process_limit=max(100, args.idle_postfix + 50))
             pf.setup()
@@ -343,7 +346,7 @@ def main(argv):
             bw.stop()
         if pf is not None:
             pf.stop()
-        if args.keep or status not in (0, 130):
+        if args.keep or (status not in (0, 130) and os.listdir(tmp)):
             log(f"logs and Maildirs kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)

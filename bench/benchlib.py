@@ -195,11 +195,12 @@ def proc_cpu_seconds(pid):
 
 
 def drive(name, host, port, maildir_new, messages, sessions, size, workdir, timeout,
-          helo="client.bench.example"):
+          helo="client.bench.example", alive=None):
     """Send MESSAGES with smtp-source and wait until they all sit in MAILDIR_NEW.
 
     Returns a dict: seconds until smtp-source finished (all 250s received),
     seconds until the last message was in the Maildir, and the rates.
+    ALIVE, if given, is called now and then; False means the server died.
     """
     base = count_files(maildir_new)
     target = base + messages
@@ -223,6 +224,8 @@ def drive(name, host, port, maildir_new, messages, sessions, size, workdir, time
             # need: while smtp-source still sends, count twice a second only;
             # once it is done, every 10 ms (that is when the clock stops).
             if accepted_at is not None or now >= next_count:
+                if alive is not None and now >= next_count and not alive():
+                    raise BenchError(f"{name}: the server died during the run")
                 n = count_files(maildir_new)
                 next_count = now + 0.5
                 if n >= target and accepted_at is not None:

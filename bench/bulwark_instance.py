@@ -60,10 +60,13 @@ class BulwarkInstance:
                              f"{(r.stdout + r.stderr).strip()}")
         return r.stdout
 
-    def setup(self):
+    def check_binaries(self):
         for b in (self.bulwarkd, self.bulwarkctl):
             if not os.access(b, os.X_OK):
                 raise BenchError(f"{b} is missing: run `make build` first")
+
+    def setup(self):
+        self.check_binaries()
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
         with open(self.config, "w") as f:
             f.write(CONFIG.format(domain=BENCH_DOMAIN, data_dir=self.data_dir, port=self.port,

@@ -138,6 +138,16 @@ class PostfixInstance:
         except (OSError, ValueError, IndexError):
             return None
 
+    def alive(self):
+        pid = self.master_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
     def pss_kb(self):
         """Sum of PSS over the master and all its children, with the process list."""
         pid = self.master_pid()

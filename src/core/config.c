@@ -621,12 +621,12 @@ fail:
 	return -1;
 }
 
+/* Parse a list of networks into a new array (n+1 entries, never NULL). */
 static int
-set_mynetworks(struct loader *ld, const struct key_def *def,
-    const struct scalar *v, size_t n)
+cidrs_parse(struct loader *ld, const struct key_def *def, const struct scalar *v,
+    size_t n, struct cidr **list_r)
 {
 	char buf[LOG_ESCAPE_MAX];
-	struct config *cfg = ld->cfg;
 	struct cidr *list = calloc(n + 1, sizeof(*list));
 	const char *why;
 	char *s;
@@ -644,13 +644,53 @@ set_mynetworks(struct loader *ld, const struct key_def *def,
 		}
 		free(s);
 	}
-	free(cfg->mynetworks);
-	cfg->mynetworks = list;
-	cfg->nmynetworks = n;
+	*list_r = list;
 	return 0;
 fail:
 	free(list);
 	return -1;
+}
+
+static int
+set_mynetworks(struct loader *ld, const struct key_def *def,
+    const struct scalar *v, size_t n)
+{
+	struct cidr *list;
+
+	if (cidrs_parse(ld, def, v, n, &list) < 0)
+		return -1;
+	free(ld->cfg->mynetworks);
+	ld->cfg->mynetworks = list;
+	ld->cfg->nmynetworks = n;
+	return 0;
+}
+
+static int
+set_ignoreip(struct loader *ld, const struct key_def *def,
+    const struct scalar *v, size_t n)
+{
+	struct cidr *list;
+
+	if (cidrs_parse(ld, def, v, n, &list) < 0)
+		return -1;
+	free(ld->cfg->intrusion_prevention.ignoreip);
+	ld->cfg->intrusion_prevention.ignoreip = list;
+	ld->cfg->intrusion_prevention.nignoreip = n;
+	return 0;
+}
+
+static int
+set_metrics_allow(struct loader *ld, const struct key_def *def,
+    const struct scalar *v, size_t n)
+{
+	struct cidr *list;
+
+	if (cidrs_parse(ld, def, v, n, &list) < 0)
+		return -1;
+	free(ld->cfg->http.metrics_allow);
+	ld->cfg->http.metrics_allow = list;
+	ld->cfg->http.nmetrics_allow = n;
+	return 0;
 }
 
 /* Resolvers: "IPV4:PORT" or "[IPV6]:PORT", stored as written. */
@@ -875,6 +915,26 @@ static const struct key_def intrusion_prevention_keys[] = {
 	INT_KEY("intrusion_prevention.maxretry", intrusion_prevention.maxretry, 1, 1000),
 	INT_KEY("intrusion_prevention.findtime", intrusion_prevention.findtime, 1, 31536000),
 	INT_KEY("intrusion_prevention.bantime", intrusion_prevention.bantime, 1, 31536000),
+	INT_KEY("intrusion_prevention.bantime_max", intrusion_prevention.bantime_max, 1, 315360000),
+	INT_KEY("intrusion_prevention.ipv6_prefix", intrusion_prevention.ipv6_prefix, 32, 128),
+	INT_KEY("intrusion_prevention.maxretry_authenticated",
+	    intrusion_prevention.maxretry_authenticated, 1, 100000),
+	{ .key = "intrusion_prevention.ignoreip", .kind = KEY_LIST, .set_list = set_ignoreip,
+	  .expected = EXPECT_LIST },
+	{ .key = NULL },
+};
+
+static const struct key_def accounts_keys[] = {
+	INT_KEY("accounts.confirmation_ttl_hours", accounts.confirmation_ttl_hours, 1, 8760),
+	INT_KEY("accounts.known_ip_days", accounts.known_ip_days, 0, 3650),
+	{ .key = NULL },
+};
+
+static const struct key_def http_keys[] = {
+	{ .key = "http.public_url", .kind = KEY_SCALAR, .set = set_path,
+	  .expected = EXPECT_STRING, .offset = CFG_OFF(http.public_url), .nullable = true },
+	{ .key = "http.metrics_allow", .kind = KEY_LIST, .set_list = set_metrics_allow,
+	  .expected = EXPECT_LIST },
 	{ .key = NULL },
 };
 
@@ -906,6 +966,8 @@ static const struct key_def top_keys[] = {
 	SECTION_KEY("smtp", smtp_keys),
 	SECTION_KEY("security_policy", security_policy_keys),
 	SECTION_KEY("intrusion_prevention", intrusion_prevention_keys),
+	SECTION_KEY("accounts", accounts_keys),
+	SECTION_KEY("http", http_keys),
 	SECTION_KEY("queue_monitor", queue_monitor_keys),
 	{ .key = NULL },
 };
@@ -1169,6 +1231,13 @@ default_numbers_set(struct config *cfg)
 		.maxretry = 5,
 		.findtime = 300,
 		.bantime = 3600,
+		.bantime_max = 604800,
+		.ipv6_prefix = 64,
+		.maxretry_authenticated = 20,
+	};
+	cfg->accounts = (struct config_accounts){
+		.confirmation_ttl_hours = 24,
+		.known_ip_days = 30,
 	};
 	cfg->queue_monitor = (struct config_queue_monitor){
 		.interval_seconds = 30,
@@ -1208,6 +1277,29 @@ error_set(char **error_r, const char *fmt, ...)
 	return -1;
 }
 
+/* ignoreip and http.metrics_allow, when not given, are mynetworks. */
+static int
+lists_default_to_mynetworks(struct config *cfg)
+{
+	size_t bytes = (cfg->nmynetworks + 1) * sizeof(struct cidr);
+
+	if (cfg->intrusion_prevention.ignoreip == NULL) {
+		if ((cfg->intrusion_prevention.ignoreip = malloc(bytes)) == NULL)
+			return -1;
+		memcpy(cfg->intrusion_prevention.ignoreip, cfg->mynetworks,
+		    cfg->nmynetworks * sizeof(struct cidr));
+		cfg->intrusion_prevention.nignoreip = cfg->nmynetworks;
+	}
+	if (cfg->http.metrics_allow == NULL) {
+		if ((cfg->http.metrics_allow = malloc(bytes)) == NULL)
+			return -1;
+		memcpy(cfg->http.metrics_allow, cfg->mynetworks,
+		    cfg->nmynetworks * sizeof(struct cidr));
+		cfg->http.nmetrics_allow = cfg->nmynetworks;
+	}
+	return 0;
+}
+
 int
 config_load_string(const char *name, const char *text, size_t len,
     struct config **cfg_r, char **error_r)
@@ -1241,6 +1333,10 @@ config_load_string(const char *name, const char *text, size_t len,
 		return -1;
 	}
 	free(ld.error);
+	if (lists_default_to_mynetworks(ld.cfg) < 0) {
+		config_free(&ld.cfg);
+		return error_set(error_r, "%s: out of memory", ld.name);
+	}
 	*cfg_r = ld.cfg;
 	return 0;
 }
@@ -1306,6 +1402,9 @@ config_free(struct config **cfgp)
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->mynetworks);
+	free(cfg->intrusion_prevention.ignoreip);
+	free(cfg->http.public_url);
+	free(cfg->http.metrics_allow);
 	free(cfg->outbound.smarthost);
 	strings_free(cfg->outbound.dns_servers, cfg->outbound.ndns_servers);
 	free(cfg);

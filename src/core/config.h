@@ -43,7 +43,24 @@ struct config_intrusion_prevention {
 	bool enabled;   /* true */
 	int maxretry;   /* 5 */
 	int findtime;   /* 300 s */
-	int bantime;    /* 3600 s */
+	int bantime;    /* 3600 s: the first ban; each repeat doubles it */
+	int bantime_max;            /* 604800 s: the cap of that doubling */
+	int ipv6_prefix;            /* 64: IPv6 clients are banned by this prefix */
+	int maxretry_authenticated; /* 20: threshold for an IP that logged in recently (NAT) */
+	struct cidr *ignoreip;      /* never banned; defaults to mynetworks */
+	size_t nignoreip;
+};
+
+/* accounts: confirmation and lockout details beyond the report's keys. */
+struct config_accounts {
+	int confirmation_ttl_hours;  /* 24: a confirmation link expires */
+	int known_ip_days;           /* 30: an IP that logged in within this is not locked out by others */
+};
+
+struct config_http {
+	char *public_url;            /* base of links in mails; NULL: http://<first listen.http> */
+	struct cidr *metrics_allow;  /* who may read /metrics; defaults to mynetworks */
+	size_t nmetrics_allow;
 };
 
 struct config_queue_monitor {
@@ -88,6 +105,8 @@ struct config {
 	} outbound;
 	struct config_security_policy security_policy;
 	struct config_intrusion_prevention intrusion_prevention;
+	struct config_accounts accounts;
+	struct config_http http;
 	struct config_queue_monitor queue_monitor;
 	struct config_smtp smtp;
 };

@@ -12,6 +12,7 @@ drain, and no file in any new/ or cur/ may be partial.
 """
 
 import re
+import shutil
 import signal
 import smtplib
 import threading
@@ -113,6 +114,9 @@ def wait_all_delivered(d, acked, timeout=60):
         missing = [t for t in acked if t not in got]
         if not missing or time.monotonic() > deadline:
             return got, missing
+        if not d.running():
+            raise AssertionError(f"bulwarkd died with {d.proc.returncode} with {len(missing)} "
+                                 f"of {len(acked)} messages undelivered\n{d.log_tail()}")
         time.sleep(0.2)
 
 
@@ -219,29 +223,28 @@ def test_queued_remote_message_survives_restart(bulwark):
 
 
 def test_restart_with_many_queued_local_messages(bulwark):
-    """Messages that could not be delivered wait in the spool; a restart
+    """120 messages that could not be delivered wait in the spool; a restart
     recovers and delivers all of them (and must survive doing so)."""
     d = bulwark()
     md = d.maildir(ALICE)
     md.parent.mkdir(parents=True, exist_ok=True)
     if md.exists():
-        import shutil
         shutil.rmtree(md)
     md.write_text("not a Maildir: delivery to alice fails and is deferred\n")
     toks = []
     with H.smtp_client(d.smtp_port) as s:
-        for _ in range(40):
+        for _ in range(120):
             tok = H.token()
             s.sendmail("sender@remote.example", [ALICE], H.make_message(tok))
             toks.append(tok)
     time.sleep(1.0)
     assert md.is_file(), "the daemon replaced the blocking file"
-    assert len(d.queue_files()) >= 40, f"only {len(d.queue_files())} spool files for 40 deferred messages"
+    assert len(d.queue_files()) >= 120, f"only {len(d.queue_files())} spool files for 120 deferred messages"
     assert d.stop() == 0
     md.unlink()
     d.restart()
     got, missing = wait_all_delivered(d, toks)
-    assert not missing, f"{len(missing)} of 40 deferred messages not delivered after restart\n{d.log_tail()}"
+    assert not missing, f"{len(missing)} of 120 deferred messages not delivered after restart\n{d.log_tail()}"
     assert not d.sanitizer_reports(), d.sanitizer_reports()
     assert d.running(), f"daemon died during recovery\n{d.log_tail()}"
     assert_no_partial_files(d)

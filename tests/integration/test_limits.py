@@ -132,6 +132,23 @@ def test_data_line_limit(lim):
     assert not lim.find_anywhere(bad)
 
 
+def test_dot_stuffed_line_of_1000_octets_accepted(lim):
+    # RFC 5321 4.5.3.1.6: the limit does not count the dot added for transparency.
+    tok = H.token()
+    c = fresh(lim)
+    try:
+        c.start_transaction()
+        H.expect(c.cmd("DATA"), 354)
+        line = b"." + b"d" * 997                 # 998 + CRLF = 1000 octets
+        c.send(f"Subject: {tok}\r\n\r\n".encode() + b"." + line + b"\r\n.\r\n")
+        H.expect(c.read_reply(), 250, "2.0.0")
+        c.quit()
+    finally:
+        c.close()
+    _, body = H.split_message(lim.wait_for("alice@example.test", tok)[0])
+    assert H.to_lf(body) == line + b"\n"
+
+
 # ---------------------------------------------------------------- sizes
 
 @pytest.mark.parametrize("param,code,enh", [
@@ -323,6 +340,45 @@ def test_bdat_before_rcpt_skips_its_chunk(lim):
         c.send(b"BDAT 6 LAST\r\nNOOP\r\n")
         H.expect(c.read_reply(), (503, 554), "5.5.1")
         assert sync(c) == [], "the BDAT chunk was executed as a command"
+        c.quit()
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("args", ["abc", "-1", "18446744073709551616 LAST", "10 LAST extra", ""])
+def test_bad_bdat_arguments(lim, args):
+    c = fresh(lim)
+    try:
+        c.start_transaction()
+        H.expect(c.cmd(f"BDAT {args}".rstrip()), 501, "5.5.4")
+        # The chunk size is unknown, so the bytes that follow cannot be
+        # told from commands: closing (421) is the only safe move.
+        rest = c.read_all_until_closed(timeout=10)
+        assert [r.code for r in rest] == [421], [r.text for r in rest]
+        assert c.eof
+    finally:
+        c.close()
+    H.assert_serves(lim)
+
+
+def test_nothing_runs_after_quit(lim):
+    c = fresh(lim)
+    try:
+        c.send(b"QUIT\r\nNOOP\r\nMAIL FROM:<sender@remote.example>\r\n")
+        replies = c.read_all_until_closed(timeout=10)
+        assert [r.code for r in replies] == [221], [r.text for r in replies]
+    finally:
+        c.close()
+
+
+def test_thousands_of_pipelined_commands(lim):
+    # Backpressure, not loss: every command gets its reply, in order.
+    c = fresh(lim)
+    try:
+        c.send(b"NOOP\r\n" * 5000 + b"RSET\r\n" * 5000)
+        codes = [c.read_reply(timeout=30).code for _ in range(10000)]
+        assert codes == [250] * 10000
+        assert sync(c) == []
         c.quit()
     finally:
         c.close()
@@ -650,8 +706,29 @@ def test_client_vanishes_mid_command(lim):
 
 # ---------------------------------------------------------------- timeouts
 
-def test_idle_timeout(bulwark):
-    d = bulwark(overrides={"smtp": {"idle_timeout": 2}}, users=False)
+@pytest.fixture(scope="module")
+def timeouts(module_bulwark):
+    return module_bulwark(overrides={"smtp": {"idle_timeout": 2, "data_timeout": 3}},
+                          name="timeouts")
+
+
+def trickle_until_closed(c, step=0.25, limit=10.0):
+    """Send one byte every step seconds until the server closes (returns the
+    seconds it took) or limit passes (returns None)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            c.send(b"x")
+        except OSError:
+            return time.monotonic() - t0
+        time.sleep(step)
+        if c.is_closed(timeout=0.01):
+            return time.monotonic() - t0
+    return None
+
+
+def test_idle_timeout(timeouts):
+    d = timeouts
     a = H.RawClient(d.smtp_port)
     b = H.RawClient(d.smtp_port)
     try:
@@ -674,6 +751,50 @@ def test_idle_timeout(bulwark):
     c.greeting()
     c.ehlo()
     c.quit()
+
+
+def test_trickled_command_times_out(timeouts):
+    """Slowloris in the command phase: bytes keep coming but no command
+    ever completes. idle_timeout is "seconds without a command"."""
+    c = H.session(timeouts.smtp_port)
+    try:
+        took = trickle_until_closed(c, step=0.5, limit=10)
+        assert took is not None, "a client trickling one byte per 0.5 s without ever " \
+            "completing a command was not timed out (idle_timeout: 2)"
+        assert took < 6, took
+        assert any(l.startswith("421 4.4.2") for l in c.buf.decode(errors="replace").splitlines()) \
+            or c.eof
+    finally:
+        c.close()
+
+
+def test_trickled_data_bounded_by_data_timeout(timeouts):
+    """Slowloris in DATA: data_timeout bounds the whole transfer, however
+    steadily the bytes arrive."""
+    c = H.session(timeouts.smtp_port)
+    try:
+        c.start_transaction()
+        H.expect(c.cmd("DATA"), 354)
+        took = trickle_until_closed(c, step=0.25, limit=12)
+        assert took is not None, "a DATA transfer trickling 4 bytes/s outlived data_timeout (3 s)"
+        assert took < 8, took
+    finally:
+        c.close()
+
+
+def test_idle_in_data_times_out(timeouts):
+    c = H.session(timeouts.smtp_port)
+    try:
+        c.start_transaction()
+        H.expect(c.cmd("DATA"), 354)
+        c.send(b"Subject: stalled\r\n\r\npartial")
+        t0 = time.monotonic()
+        r = c.read_reply(timeout=15)
+        H.expect(r, 421, "4.4.2")
+        assert time.monotonic() - t0 < 8
+        assert c.is_closed()
+    finally:
+        c.close()
 
 
 # ---------------------------------------------------------------- connection limits

@@ -77,8 +77,21 @@ config_equal(const struct config *a, const struct config *b)
 		    b->outbound.dns_servers[i]);
 	assert_memory_equal(&a->security_policy, &b->security_policy,
 	    sizeof(a->security_policy));
-	assert_memory_equal(&a->intrusion_prevention, &b->intrusion_prevention,
-	    sizeof(a->intrusion_prevention));
+	assert_int_equal(a->intrusion_prevention.enabled, b->intrusion_prevention.enabled);
+	assert_int_equal(a->intrusion_prevention.maxretry, b->intrusion_prevention.maxretry);
+	assert_int_equal(a->intrusion_prevention.findtime, b->intrusion_prevention.findtime);
+	assert_int_equal(a->intrusion_prevention.bantime, b->intrusion_prevention.bantime);
+	assert_int_equal(a->intrusion_prevention.bantime_max, b->intrusion_prevention.bantime_max);
+	assert_int_equal(a->intrusion_prevention.ipv6_prefix, b->intrusion_prevention.ipv6_prefix);
+	assert_int_equal(a->intrusion_prevention.maxretry_authenticated,
+	    b->intrusion_prevention.maxretry_authenticated);
+	assert_int_equal(a->intrusion_prevention.nignoreip, b->intrusion_prevention.nignoreip);
+	for (size_t i = 0; i < a->intrusion_prevention.nignoreip; i++)
+		assert_memory_equal(&a->intrusion_prevention.ignoreip[i],
+		    &b->intrusion_prevention.ignoreip[i], sizeof(struct cidr));
+	assert_memory_equal(&a->accounts, &b->accounts, sizeof(a->accounts));
+	string_or_null_equal(a->http.public_url, b->http.public_url);
+	assert_int_equal(a->http.nmetrics_allow, b->http.nmetrics_allow);
 	assert_memory_equal(&a->queue_monitor, &b->queue_monitor,
 	    sizeof(a->queue_monitor));
 	assert_memory_equal(&a->smtp, &b->smtp, sizeof(a->smtp));
@@ -594,8 +607,8 @@ static const struct error_case error_cases[] = {
 	{ .yaml = "tls: {cert: a, keyy: b}\n", .error = ":1: unknown key 'tls.keyy'" },
 	{ .yaml = "security_policy:\n\n  minimum_password_lenght: 12\n",
 	  .error = ":3: unknown key 'security_policy.minimum_password_lenght'" },
-	{ .yaml = "intrusion_prevention:\n  ignoreip: [10.0.0.0/8]\n",
-	  .error = ":2: unknown key 'intrusion_prevention.ignoreip'" },
+	{ .yaml = "intrusion_prevention:\n  ignore_ip: [10.0.0.0/8]\n",
+	  .error = ":2: unknown key 'intrusion_prevention.ignore_ip'" },
 	{ .yaml = "queue_monitor:\n  interval: 5\n",
 	  .error = ":2: unknown key 'queue_monitor.interval'" },
 	{ .yaml = "outbound:\n  relayhost: x.example:25\n",
