@@ -122,4 +122,103 @@ int password_hash(const char *password, char *hash_r, size_t hashlen);
 /* 1 match, 0 mismatch, -1 malformed hash. Constant time. */
 int password_verify(const char *hash, const char *password);
 
+/* ---- authentication: one place for SMTP AUTH, IMAP LOGIN and the web ---- */
+
+enum directory_auth_result {
+	DIRECTORY_AUTH_OK = 0,
+	DIRECTORY_AUTH_BAD_PASSWORD,
+	DIRECTORY_AUTH_UNKNOWN_USER,
+	DIRECTORY_AUTH_LOCKED,        /* locked out (and not a known IP's exception) */
+	DIRECTORY_AUTH_UNCONFIRMED,   /* right password, account not confirmed yet */
+	DIRECTORY_AUTH_ERROR,         /* store failure: a temporary error to the client */
+};
+
+struct directory_auth_outcome {
+	enum directory_auth_result result;
+	char account[320];       /* the account as stored (when it exists) */
+	bool counted;            /* a failure that counted toward the lockout */
+	bool repeat;             /* the same wrong password again from the same IP: not counted */
+	bool locked_now;         /* this attempt locked the account */
+	bool known_ip;           /* the IP logged in to this account within accounts.known_ip_days */
+	bool suspended;          /* OK, but sending is suspended (reading still works) */
+	int failed_logins;       /* after this attempt */
+	int64_t locked_until;    /* unix time, 0 if not locked */
+	char contact[320];       /* contact address ("" if none), for the lockout notice */
+};
+
+/* A short token for logs and metrics: "ok", "bad_password", "unknown_user", ... */
+const char *directory_auth_result_name(enum directory_auth_result r);
+
+/*
+ * Check a login and record its outcome (security_policy + accounts keys):
+ * - argon2id verify (slow by design: call it on the worker pool); an unknown
+ *   user spends the time of one hash too;
+ * - a failure counts toward max_failed_login_attempts, except the same wrong
+ *   password again from the same IP (a keyed hash of it is kept, never the
+ *   password), which counts once;
+ * - at the limit the account locks for account_lockout_duration_minutes;
+ *   while locked every attempt fails, even with the right password, unless
+ *   the IP logged in successfully within accounts.known_ip_days and did not
+ *   itself cause the lock;
+ * - a success resets the count and lock and remembers the IP;
+ * - unconfirmed accounts fail when disable_smtp_auth_for_unconfirmed (or
+ *   require_email_confirmation) is on.
+ * Uses dir from one thread at a time (open one handle per worker thread).
+ * Returns 0 (outcome filled) or -1 (store error; result DIRECTORY_AUTH_ERROR).
+ */
+int directory_auth(struct directory *dir, const struct config *cfg, const char *address,
+    const char *password, const char *ip, int64_t now, struct directory_auth_outcome *out_r);
+
+/*
+ * May the account use sender in MAIL FROM? Its own address, or an alias
+ * whose expansion includes the account. 1 yes, 0 no, -1 store error.
+ */
+int directory_sender_allowed(struct directory *dir, const struct config *cfg,
+    const char *account, const char *sender);
+
+/* ---- confirmation tokens (256 random bits, stored only as SHA-256) ---- */
+
+#define DIRECTORY_TOKEN_LEN 64   /* hex characters */
+
+/* New confirmation token for address, valid ttl seconds. 0 ok, -1 with *error_r. */
+int directory_token_create(struct directory *dir, const char *address, int64_t now,
+    int64_t ttl, char token_r[DIRECTORY_TOKEN_LEN + 1], char **error_r);
+/* Is token valid (known, unused, unexpired)? 1 yes (address copied), 0 no, -1 error. */
+int directory_token_peek(struct directory *dir, const char *token, int64_t now,
+    char *address_r, size_t addresslen);
+/* Use token once and confirm its account, atomically. 1 confirmed, 0 invalid, -1 error. */
+int directory_token_confirm(struct directory *dir, const char *token, int64_t now,
+    char *address_r, size_t addresslen);
+
+struct directory_stats {
+	long users, confirmed, unconfirmed, suspended, locked;   /* now */
+	long confirmations_requested, confirmations_completed;  /* ever (tokens) */
+};
+int directory_stats(struct directory *dir, int64_t now, struct directory_stats *st_r);
+
+/* ---- bans: the persistent side of the guard's ban table ---- */
+
+struct directory_ban {
+	char *network;       /* "203.0.113.9/32", "2001:db8:1:2::/64" */
+	char *reason;        /* "auth_failed", "relay_denied", "manual", ... */
+	int evidence;        /* strikes that led to it */
+	int level;           /* how many times this network was banned (escalation) */
+	int64_t created;
+	int64_t expires;     /* unix time; rows stay after expiry to remember the level */
+};
+
+/* Insert or replace the row of ban->network. 0 ok, -1 error. */
+int directory_ban_save(struct directory *dir, const struct directory_ban *ban);
+/* 1 removed, 0 none, -1 error. */
+int directory_ban_delete(struct directory *dir, const char *network);
+/* Every row (active and expired), ordered by network. */
+int directory_ban_list(struct directory *dir, struct directory_ban **bans_r, size_t *n_r);
+void directory_ban_list_free(struct directory_ban **bans, size_t n);
+
+/*
+ * Did another connection (bulwarkctl) commit since the last call on this
+ * handle? (PRAGMA data_version) 1 yes, 0 no, -1 error. Cheap: poll it.
+ */
+int directory_changed(struct directory *dir);
+
 #endif

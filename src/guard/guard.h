@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <time.h>
 
 struct guard;
 
@@ -33,5 +34,60 @@ void guard_conn_close(struct guard *guard, const struct sockaddr *sa);
 size_t guard_conn_count(const struct guard *guard, const struct sockaddr *sa);
 size_t guard_conn_total(const struct guard *guard);
 const char *guard_verdict_reason(enum guard_verdict v);
+
+/* ---- intrusion prevention: fail2ban built in (intrusion_prevention.*) ---- */
+
+struct config;
+struct directory;
+
+enum guard_strike {
+	GUARD_STRIKE_AUTH_FAILED = 0,
+	GUARD_STRIKE_RELAY_DENIED,
+	GUARD_STRIKE_UNKNOWN_RECIPIENT,   /* directory harvesting */
+	GUARD_STRIKE_PROTOCOL_ERRORS,     /* a session hit smtp.max_errors */
+	GUARD_STRIKE_PREGREET,            /* talked before the greeting */
+	GUARD_STRIKE_TLS_GARBAGE,         /* a failed TLS handshake */
+	GUARD_STRIKE_COUNT
+};
+const char *guard_strike_name(enum guard_strike s);
+
+/*
+ * Turn bans on: thresholds from cfg, bans persisted through dir (loop
+ * thread's handle), loaded from it now. 0 ok, -1 store error.
+ */
+int guard_bans_start(struct guard *guard, const struct config *cfg, struct directory *dir,
+    time_t now);
+/* Reload the ban table from the store (bulwarkctl ban add/del happened). */
+int guard_bans_reload(struct guard *guard, time_t now);
+
+/*
+ * Is sa's network (a /32, or ipv6_prefix for IPv6) banned now? An in-memory
+ * hash lookup: called for every accepted connection before anything else.
+ */
+bool guard_is_banned(struct guard *guard, const struct sockaddr *sa, time_t now);
+
+/*
+ * Count a strike against sa. maxretry strikes within findtime ban it for
+ * bantime, doubled for each earlier ban of that network (capped at
+ * bantime_max); maxretry_authenticated instead when the IP logged in
+ * successfully within findtime (a shared NAT). ignoreip is never banned.
+ * Returns true if this strike banned it (logged as event=guard.ban).
+ */
+bool guard_strike(struct guard *guard, const struct sockaddr *sa, enum guard_strike what,
+    time_t now);
+/* A successful login from sa (raises its threshold, see guard_strike). */
+void guard_auth_success(struct guard *guard, const struct sockaddr *sa, time_t now);
+
+struct guard_ban_stats {
+	unsigned long bans, unbans, refused;   /* since start */
+	size_t active;
+};
+void guard_ban_stats(const struct guard *guard, time_t now, struct guard_ban_stats *st_r);
+
+/*
+ * Network key text of sa for bans: "a.b.c.d/32" or "x:y::/64" (prefix per
+ * ipv6_prefix). Also used by bulwarkctl ban add to normalise its argument.
+ */
+void guard_network_text(const struct sockaddr *sa, int ipv6_prefix, char *buf, size_t buflen);
 
 #endif

@@ -347,7 +347,7 @@ queue_start(struct queue *q, char **error_r)
 	struct dirent *de;
 	DIR *d;
 
-	if (fs_mkdir_p(q->tmpdir, 0700) == -1)
+	if (fs_mkdir_p(q->tmpdir, 0700) == -1 || queue_barriers_open(q) == -1)
 		goto fail;
 	/* Half-written messages never got a 250: drop them. */
 	if ((d = opendir(q->tmpdir)) == NULL)
@@ -378,8 +378,6 @@ queue_start(struct queue *q, char **error_r)
 	closedir(d);
 	if (q->count > 0)
 		log_info("event=queue.recovered messages=%zu", q->count);
-	if (queue_barriers_open(q) == -1)
-		goto fail;
 	q->retry_ev = event_new(q->base, -1, EV_PERSIST, queue_retry_cb, q);
 	if (q->retry_ev == NULL || event_add(q->retry_ev, &tv) == -1)
 		goto fail;

@@ -237,8 +237,10 @@ smtp_line_reader_feed(struct smtp_line_reader *r, const char *data, size_t len,
 			line_fail(r, SMTP_LINE_ERR_BARE_CR);
 		}
 		if (c == '\n') {
+			/* Only CRLF ends a line: a bare LF never splits one command
+			 * into two (the line stays one bad line up to its CRLF). */
 			line_fail(r, SMTP_LINE_ERR_BARE_LF);
-			break;
+			continue;
 		}
 		if (c == '\r')
 			r->saw_cr = true;

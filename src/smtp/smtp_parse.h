@@ -21,8 +21,9 @@
 
 /*
  * Incremental line splitter for the command phase. A line ends with CRLF
- * only: a bare LF or a bare CR inside a command line is an error (they are
- * the building blocks of smuggling and injection). Lines longer than max
+ * only: a bare LF or a bare CR inside a command line makes that line an
+ * error, and never splits it in two (they are the building blocks of
+ * smuggling and injection). Lines longer than max
  * octets (with the CRLF) are an error, detected as soon as max is passed;
  * the rest of that line is then skipped up to its end so the session can
  * answer and continue.

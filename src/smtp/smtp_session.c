@@ -48,24 +48,45 @@ static void smtp_session_read_cb(struct bufferevent *bev, void *arg);
 static void smtp_session_write_cb(struct bufferevent *bev, void *arg);
 static void smtp_session_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/*
+ * The session's one timer, by state: the greet pause, idle_timeout between
+ * complete commands (a byte a second does not keep a session alive),
+ * data_timeout over a whole DATA or BDAT transfer, the TLS handshake
+ * (idle_timeout), nothing while the spool works, the drain while closing.
+ */
+static void
+smtp_session_arm_timer(struct smtp_session *s)
+{
+	struct timeval tv = { 0 };
+
+	switch (s->state) {
+	case SMTP_STATE_PREGREET:
+	case SMTP_STATE_CLOSING:
+		return;   /* armed where they start */
+	case SMTP_STATE_COMMIT:
+		evtimer_del(s->timer);
+		return;
+	case SMTP_STATE_DATA:
+	case SMTP_STATE_BDAT:
+		tv.tv_sec = s->cfg->smtp.data_timeout;
+		break;
+	default:
+		tv.tv_sec = s->cfg->smtp.idle_timeout;
+		break;
+	}
+	evtimer_add(s->timer, &tv);
+}
+
 void
 smtp_session_enter_state(struct smtp_session *s, enum smtp_state state)
 {
-	const struct config_smtp *lim = &s->cfg->smtp;
-	struct timeval idle = { .tv_sec = lim->idle_timeout };
-	struct timeval data = { .tv_sec = lim->data_timeout };
-
 	if (s->state == state)
 		return;
 	log_debug("event=smtp.state session=%s client=%s from=%s to=%s", s->id, s->ip,
 	    state_names[s->state], state_names[state]);
 	s->state = state;
-	if (s->bev == NULL)
-		return;
-	if (state == SMTP_STATE_DATA || state == SMTP_STATE_BDAT)
-		bufferevent_set_timeouts(s->bev, &data, &data);
-	else if (state != SMTP_STATE_CLOSING)
-		bufferevent_set_timeouts(s->bev, &idle, &idle);
+	if (s->bev != NULL)
+		smtp_session_arm_timer(s);
 }
 
 static void smtp_session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
@@ -164,8 +185,13 @@ smtp_session_new(struct smtp_listener *l, int fd, const struct sockaddr *sa, soc
 	 * closing never needs memory. */
 	if ((s->timer = evtimer_new(srv->deps.base, smtp_session_timer_cb, s)) == NULL)
 		goto fail;
-	s->state = SMTP_STATE_CLOSING;   /* so enter_state() below sets timeouts */
-	smtp_session_enter_state(s, SMTP_STATE_PREGREET);
+	{
+		/* A client that does not read its replies is cut after idle_timeout. */
+		struct timeval wt = { .tv_sec = cfg->smtp.idle_timeout };
+
+		bufferevent_set_timeouts(s->bev, NULL, &wt);
+	}
+	s->state = SMTP_STATE_PREGREET;
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->next = srv->sessions;
 	if (srv->sessions != NULL)
@@ -222,6 +248,16 @@ smtp_session_reset_transaction(struct smtp_session *s)
 	memset(&s->params, 0, sizeof(s->params));
 }
 
+/* The session stops counting toward the connection limits (once). */
+static void
+smtp_session_release_slot(struct smtp_session *s)
+{
+	if (!s->slot_released) {
+		s->slot_released = true;
+		guard_conn_close(s->srv->deps.guard, (struct sockaddr *)&s->peer);
+	}
+}
+
 void
 smtp_session_free(struct smtp_session **sp)
 {
@@ -237,7 +273,7 @@ smtp_session_free(struct smtp_session **sp)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	s->srv->nsessions--;
-	guard_conn_close(s->srv->deps.guard, (struct sockaddr *)&s->peer);
+	smtp_session_release_slot(s);
 	log_info("event=smtp.disconnect session=%s client=%s transactions=%lu errors=%d",
 	    s->id, s->ip, s->ntransactions, s->errors);
 	smtp_session_reset_transaction(s);
@@ -260,8 +296,17 @@ smtp_session_drained(struct smtp_session *s)
 	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
 }
 
+static void
+smtp_session_timeout(struct smtp_session *s)
+{
+	log_info("event=smtp.timeout session=%s client=%s state=%s", s->id, s->ip,
+	    state_names[s->state]);
+	smtp_session_reply(s, "421 4.4.2 %s Timeout exceeded", s->cfg->hostname);
+	smtp_session_close(s);
+}
+
 /*
- * The session's one timer: end of the greet pause (a client that already
+ * The timer's callback: end of the greet pause (a client that already
  * talked is a bot, postscreen's PREGREET), or a drain poll while closing.
  */
 static void
@@ -284,7 +329,10 @@ smtp_session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		evtimer_add(s->timer, &tv);
 		break;
+	case SMTP_STATE_COMMIT:
+		break;
 	default:
+		smtp_session_timeout(s);
 		break;
 	}
 }
@@ -301,6 +349,7 @@ smtp_session_close(struct smtp_session *s)
 		return;
 	}
 	smtp_session_enter_state(s, SMTP_STATE_CLOSING);
+	smtp_session_release_slot(s);
 	smtp_session_reset_transaction(s);
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_set_timeouts(s->bev, NULL, NULL);
@@ -475,7 +524,6 @@ smtp_session_end_message(struct smtp_session *s)
 		return;
 	}
 	smtp_session_enter_state(s, SMTP_STATE_COMMIT);
-	bufferevent_set_timeouts(s->bev, NULL, NULL);
 	if (queue_writer_commit(&s->qw, smtp_session_commit_cb, s) == -1) {
 		smtp_session_reply(s, "451 4.3.0 Error: out of resources, try again later");
 		smtp_session_reset_transaction(s);
@@ -577,6 +625,8 @@ smtp_session_process(struct smtp_session *s)
 			r = smtp_line_reader_feed(&s->lr, v.iov_base, v.iov_len, &consumed,
 			    &line, &linelen, &code, &err);
 			evbuffer_drain(in, consumed);
+			if (r != 0 && s->state != SMTP_STATE_CLOSING)
+				smtp_session_arm_timer(s);   /* a complete line: idle restarts */
 			if (r == 1) {
 				smtp_command_dispatch(s, line, linelen);
 			} else if (r == -1) {
@@ -643,10 +693,10 @@ smtp_session_event_cb(struct bufferevent *bev, short what, void *arg)
 			smtp_session_free(&s);
 			return;
 		}
-		log_info("event=smtp.timeout session=%s client=%s state=%s", s->id, s->ip,
-		    state_names[s->state]);
-		smtp_session_reply(s, "421 4.4.2 %s Timeout exceeded", s->cfg->hostname);
-		smtp_session_close(s);
+		/* The client stopped reading its replies. */
+		log_info("event=smtp.timeout session=%s client=%s state=%s reason=write",
+		    s->id, s->ip, state_names[s->state]);
+		smtp_session_lost(s, "write_timeout");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -691,11 +741,11 @@ smtp_session_start_tls(struct smtp_session *s)
 	s->tls = true;
 	bufferevent_setcb(s->bev, smtp_session_read_cb, smtp_session_write_cb,
 	    smtp_session_event_cb, s);
-	smtp_session_enter_state(s, SMTP_STATE_STARTTLS);
 	{
-		struct timeval idle = { .tv_sec = s->cfg->smtp.idle_timeout };
+		struct timeval wt = { .tv_sec = s->cfg->smtp.idle_timeout };
 
-		bufferevent_set_timeouts(s->bev, &idle, &idle);
+		bufferevent_set_timeouts(s->bev, NULL, &wt);
 	}
+	smtp_session_enter_state(s, SMTP_STATE_STARTTLS);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }

@@ -81,6 +81,7 @@ struct smtp_session {
 	bool dead;                     /* connection gone while the spool works */
 	bool quit_after_reply;         /* shutdown: 421 after this transaction */
 	int close_ticks;               /* drain polls while closing */
+	bool slot_released;            /* no longer counted by the guard */
 
 	/* the transaction */
 	struct smtp_address sender;
