@@ -25,6 +25,8 @@
 #include "core/tls.h"
 #include "directory/directory.h"
 #include "guard/guard.h"
+#include "http/http_server.h"
+#include "monitor/metrics.h"
 #include "queue/queue.h"
 #include "smtp/smtp_server.h"
 
@@ -35,6 +37,10 @@ struct daemon {
 	const struct config *cfg;
 	struct smtp_server *smtp;
 	struct queue *queue;
+	struct guard *guard;
+	struct directory *dir;
+	struct event *tick;
+	unsigned long ticks;
 	struct event *sigterm, *sigint, *stop_timer;
 	time_t stop_deadline;
 	bool stopping;
@@ -86,6 +92,36 @@ stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(d->stop_timer, &tv);
 }
 
+/*
+ * Once a second: pick up what bulwarkctl changed in the database (bans),
+ * and refresh the gauges the HTTP thread renders.
+ */
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct guard_ban_stats bs;
+	time_t now = time(NULL);
+
+	if (directory_changed(d->dir) == 1)
+		guard_bans_reload(d->guard, now);
+	guard_ban_stats(d->guard, now, &bs);
+	metrics_set("bulwark_bans_active", NULL, (double)bs.active);
+	metrics_set("bulwark_queue_messages", NULL, (double)queue_count(d->queue));
+	metrics_set("bulwark_smtp_sessions", NULL, (double)smtp_server_sessions(d->smtp));
+	if (d->ticks++ % 10 == 0) {
+		struct directory_stats st;
+
+		if (directory_stats(d->dir, (int64_t)now, &st) == 0) {
+			metrics_set("bulwark_lockouts_active", NULL, (double)st.locked);
+			metrics_set("bulwark_confirmations_requested_total", NULL,
+			    (double)st.confirmations_requested);
+			metrics_set("bulwark_confirmations_completed_total", NULL,
+			    (double)st.confirmations_completed);
+		}
+	}
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -111,7 +147,8 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 static void
 prepare_data_dir(const struct config *cfg, const struct passwd *pw)
 {
-	static const char *const subdirs[] = { "", "/queue", "/queue/tmp", "/mail", "/tls" };
+	static const char *const subdirs[] = { "", "/queue", "/queue/tmp", "/queue/incoming",
+	    "/mail", "/tls" };
 	static const char *const files[] = { "/bulwark.db", "/bulwark.db-wal", "/bulwark.db-shm",
 	    "/tls/key.pem", "/tls/cert.pem" };
 	char path[PATH_MAX];
@@ -165,6 +202,7 @@ main(int argc, char **argv)
 	struct directory *dir = NULL;
 	struct guard *guard = NULL;
 	struct pool *pool = NULL;
+	struct http_server *http = NULL;
 	SSL_CTX *tls = NULL;
 	struct audit_count audit = { 0 };
 	const char *path = NULL;
@@ -237,7 +275,10 @@ main(int argc, char **argv)
 		if ((d.smtp = smtp_server_new(&deps, &error)) == NULL)
 			fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "listen");
 	}
+	if ((http = http_server_new(cfg, &error)) == NULL)
+		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "http");
 	drop_privileges(cfg);
+	metrics_describe_defaults();
 	if (directory_open(cfg->data_dir, &dir, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "directory");
 	if ((pool = pool_new(d.base, BULWARK_WORKERS)) == NULL ||
@@ -245,7 +286,21 @@ main(int argc, char **argv)
 		fatalx("event=start.error reason=\"out of memory\"");
 	if (queue_start(d.queue, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "queue");
-	smtp_server_attach(d.smtp, dir, d.queue);
+	if (guard_bans_start(guard, cfg, dir, time(NULL)) == -1)
+		fatalx("event=start.error reason=\"cannot load bans\"");
+	d.guard = guard;
+	d.dir = dir;
+	smtp_server_attach(d.smtp, dir, d.queue, pool);
+	if (http_server_start(http, &error) == -1)
+		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "http");
+	{
+		struct timeval one = { .tv_sec = 1 };
+
+		d.tick = event_new(d.base, -1, EV_PERSIST, tick_cb, &d);
+		if (d.tick == NULL || event_add(d.tick, &one) == -1)
+			fatalx("event=start.error reason=\"out of memory\"");
+		tick_cb(-1, 0, &d);
+	}
 	if (smtp_server_start(d.smtp) == -1)
 		fatal("event=start.error reason=\"cannot accept\"");
 	d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
@@ -269,6 +324,7 @@ main(int argc, char **argv)
 	event_base_dispatch(d.base);
 
 	/* Order matters: the pool's last callbacks still use sessions and the queue. */
+	http_server_free(&http);
 	pool_free(&pool);
 	smtp_server_free(&d.smtp);
 	queue_free(&d.queue);
@@ -276,6 +332,7 @@ main(int argc, char **argv)
 	guard_free(&guard);
 	if (d.stop_timer != NULL)
 		event_free(d.stop_timer);
+	event_free(d.tick);
 	event_free(d.sigterm);
 	event_free(d.sigint);
 	SSL_CTX_free(tls);

@@ -21,32 +21,14 @@
 #include "core/log.h"
 #include "directory/directory_private.h"
 
-#define LOCAL_MAX 64          /* RFC 5321 4.5.3.1.1 */
-#define DOMAIN_MAX 253        /* without a trailing dot */
-#define ADDRESS_MAX (LOCAL_MAX + 1 + DOMAIN_MAX)
 #define ALIAS_DEPTH_MAX 8     /* alias -> alias -> ... levels followed */
 #define HASH_MAX 256          /* >= crypto_pwhash_STRBYTES */
-
-struct directory {
-	const struct directory_backend *be;
-	void *store;
-	char *dummy_hash;     /* verified against for unknown users (timing) */
-};
-
-/* An address split, checked and normalised. */
-struct addr {
-	char local[LOCAL_MAX + 1];
-	char domain[DOMAIN_MAX + 1];
-	char full[ADDRESS_MAX + 1];   /* local@domain, domain lower-case */
-};
+#define ADDRESS_MAX DIRECTORY_ADDRESS_MAX
 
 /* ---- small helpers ---- */
 
-/* Set *error_r (when asked for) to a malloc'd message; returns -1. */
-static int fail(char **error_r, const char *fmt, ...) LOG_PRINTF(2, 3);
-
-static int
-fail(char **error_r, const char *fmt, ...)
+int
+directory_fail(char **error_r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -63,8 +45,8 @@ fail(char **error_r, const char *fmt, ...)
  * Untrusted text for a one-line message: printable ASCII kept, the rest as
  * \xHH, capped. Returns buf so it fits in an argument list.
  */
-static const char *
-show(char *buf, size_t buflen, const char *s)
+const char *
+directory_show(char *buf, size_t buflen, const char *s)
 {
 	size_t o = 0;
 
@@ -85,11 +67,6 @@ show(char *buf, size_t buflen, const char *s)
 	buf[o] = '\0';
 	return buf;
 }
-
-#define SHOW_MAX 128
-#define SHOW(b, s) show((b), sizeof(b), (s))
-/* Untrusted text for a log line: log.h's escaping, so key=value stays parseable. */
-#define LOGSAFE(b, s) log_escape((b), sizeof(b), (s), strlen(s))
 
 int
 directory_strings_add(struct directory_strings *list, const char *s)
@@ -187,8 +164,8 @@ is_atext(unsigned char c)
  * and an LDH domain (lower-cased; IDNs as xn-- A-labels). NULL if fine, else
  * the reason. need_dot: a single-label domain is refused (remote targets).
  */
-static const char *
-addr_parse(const char *address, bool need_dot, struct addr *a)
+const char *
+directory_addr_parse(const char *address, bool need_dot, struct directory_addr *a)
 {
 	const char *at, *p;
 	size_t llen, dlen, label = 0;
@@ -201,11 +178,11 @@ addr_parse(const char *address, bool need_dot, struct addr *a)
 	dlen = strlen(at + 1);
 	if (llen == 0)
 		return "empty local part";
-	if (llen > LOCAL_MAX)
+	if (llen > DIRECTORY_LOCAL_MAX)
 		return "local part longer than 64 characters";
 	if (dlen == 0)
 		return "empty domain";
-	if (dlen > DOMAIN_MAX)
+	if (dlen > DIRECTORY_DOMAIN_MAX)
 		return "domain longer than 253 characters";
 	for (p = address; p < at; p++) {
 		if (*p == '.') {
@@ -248,15 +225,16 @@ addr_parse(const char *address, bool need_dot, struct addr *a)
 /* Parse an address that must be in a local domain, or say why not. */
 static int
 addr_parse_local(const struct config *cfg, const char *what, const char *address,
-    struct addr *a, char **error_r)
+    struct directory_addr *a, char **error_r)
 {
-	char b[SHOW_MAX];
+	char b[DIRECTORY_SHOW_MAX];
 	const char *why;
 
-	if ((why = addr_parse(address, false, a)) != NULL)
-		return fail(error_r, "invalid %s %s: %s", what, SHOW(b, address), why);
+	if ((why = directory_addr_parse(address, false, a)) != NULL)
+		return directory_fail(error_r, "invalid %s %s: %s", what,
+		    DIRECTORY_SHOW(b, address), why);
 	if (!config_is_local_domain(cfg, a->domain))
-		return fail(error_r, "domain %s is not a local domain (see domains: in %s)",
+		return directory_fail(error_r, "domain %s is not a local domain (see domains: in %s)",
 		    a->domain, cfg->path != NULL ? cfg->path : "the config");
 	return 0;
 }
@@ -270,7 +248,7 @@ directory_open(const char *data_dir, struct directory **dir_r, char **error_r)
 
 	*dir_r = NULL;
 	if ((dir = calloc(1, sizeof(*dir))) == NULL)
-		return fail(error_r, "out of memory");
+		return directory_fail(error_r, "out of memory");
 	dir->be = &directory_backend_sqlite;
 	if (dir->be->open(data_dir, &dir->store, error_r) != 0) {
 		free(dir);
@@ -286,18 +264,17 @@ directory_free(struct directory **dir)
 	if (dir == NULL || *dir == NULL)
 		return;
 	(*dir)->be->close((*dir)->store);
-	free((*dir)->dummy_hash);
+	sodium_memzero((*dir)->fingerprint_key, sizeof((*dir)->fingerprint_key));
 	free(*dir);
 	*dir = NULL;
 }
 
-/* A store error, logged once here and returned as a message. */
-static int
-store_error(struct directory *dir, char **error_r)
+int
+directory_store_error(struct directory *dir, char **error_r)
 {
 	log_warnx("event=directory_error backend=%s error=\"%s\"", dir->be->name,
 	    dir->be->error(dir->store));
-	return fail(error_r, "database error: %s", dir->be->error(dir->store));
+	return directory_fail(error_r, "database error: %s", dir->be->error(dir->store));
 }
 
 /* ---- accounts ---- */
@@ -312,7 +289,7 @@ directory_user_exists(struct directory *dir, const char *address)
 	if (rc == 1)
 		directory_user_clear(&u);
 	else if (rc < 0)
-		store_error(dir, NULL);
+		directory_store_error(dir, NULL);
 	return rc;
 }
 
@@ -324,7 +301,7 @@ directory_user_get(struct directory *dir, const char *address,
 
 	memset(user_r, 0, sizeof(*user_r));
 	if ((rc = dir->be->user_get(dir->store, address, user_r, NULL)) < 0)
-		store_error(dir, NULL);
+		directory_store_error(dir, NULL);
 	return rc;
 }
 
@@ -344,7 +321,7 @@ static int
 hash_password(const char *password, char hash_r[HASH_MAX], char **error_r)
 {
 	if (password_hash(password, hash_r, HASH_MAX) != 0)
-		return fail(error_r, "cannot hash the password (out of memory?)");
+		return directory_fail(error_r, "cannot hash the password (out of memory?)");
 	return 0;
 }
 
@@ -354,29 +331,31 @@ directory_user_add(struct directory *dir, const struct config *cfg,
     bool confirmed, char **error_r)
 {
 	struct directory_user u = { 0 };
-	struct addr a, c;
-	char hash[HASH_MAX], b[SHOW_MAX];
+	struct directory_addr a, c;
+	char hash[HASH_MAX], b[DIRECTORY_SHOW_MAX];
 	const char *why;
 	int rc;
 
 	if (addr_parse_local(cfg, "address", address, &a, error_r) != 0)
 		return -1;
 	if (contact != NULL) {
-		if ((why = addr_parse(contact, true, &c)) != NULL)
-			return fail(error_r, "invalid contact %s: %s", SHOW(b, contact), why);
+		if ((why = directory_addr_parse(contact, true, &c)) != NULL)
+			return directory_fail(error_r, "invalid contact %s: %s",
+			    DIRECTORY_SHOW(b, contact), why);
 		/* The contact confirms the account: it cannot be the account. */
 		if (strcasecmp(c.full, a.full) == 0)
-			return fail(error_r, "the contact must be another address than the account");
+			return directory_fail(error_r,
+			    "the contact must be another address than the account");
 	}
 	if (password_policy_check(&cfg->security_policy, a.full, password, &why) != 0)
-		return fail(error_r, "%s", why);
+		return directory_fail(error_r, "%s", why);
 	if ((rc = directory_user_exists(dir, a.full)) != 0)
-		return rc < 0 ? store_error(dir, error_r) :
-		    fail(error_r, "user %s exists", a.full);
+		return rc < 0 ? directory_store_error(dir, error_r) :
+		    directory_fail(error_r, "user %s exists", a.full);
 	/* One address, one meaning: an account would silently shadow the alias. */
 	if ((rc = alias_exists(dir, a.full)) != 0)
-		return rc < 0 ? store_error(dir, error_r) :
-		    fail(error_r, "%s is an alias; remove it first (alias del %s)",
+		return rc < 0 ? directory_store_error(dir, error_r) :
+		    directory_fail(error_r, "%s is an alias; remove it first (alias del %s)",
 		    a.full, a.full);
 	if (hash_password(password, hash, error_r) != 0)
 		return -1;
@@ -387,9 +366,9 @@ directory_user_add(struct directory *dir, const struct config *cfg,
 	rc = dir->be->user_insert(dir->store, &u, hash);
 	sodium_memzero(hash, sizeof(hash));
 	if (rc < 0)
-		return store_error(dir, error_r);
+		return directory_store_error(dir, error_r);
 	if (rc == 0)
-		return fail(error_r, "user %s exists", a.full);
+		return directory_fail(error_r, "user %s exists", a.full);
 	log_info("event=user_added account=%s confirmed=%s", a.full,
 	    confirmed ? "yes" : "no");
 	return 0;
@@ -399,25 +378,25 @@ directory_user_add(struct directory *dir, const struct config *cfg,
 static int
 user_changed(struct directory *dir, int rc, const char *address, char **error_r)
 {
-	char b[SHOW_MAX];
+	char b[DIRECTORY_SHOW_MAX];
 
 	if (rc < 0)
-		return store_error(dir, error_r);
+		return directory_store_error(dir, error_r);
 	if (rc == 0)
-		return fail(error_r, "no such user %s", SHOW(b, address));
+		return directory_fail(error_r, "no such user %s", DIRECTORY_SHOW(b, address));
 	return 0;
 }
 
 int
 directory_user_del(struct directory *dir, const char *address, char **error_r)
 {
-	char b[SHOW_MAX];
+	char b[DIRECTORY_SHOW_MAX];
 
 	if (user_changed(dir, dir->be->user_delete(dir->store, address), address,
 	    error_r) != 0)
 		return -1;
 	/* XXX aliases pointing here stay; resolve skips them with a warning. */
-	log_info("event=user_deleted account=%s", LOGSAFE(b, address));
+	log_info("event=user_deleted account=%s", DIRECTORY_LOGSAFE(b, address));
 	return 0;
 }
 
@@ -426,17 +405,17 @@ directory_user_set_password(struct directory *dir, const struct config *cfg,
     const char *address, const char *password, char **error_r)
 {
 	struct directory_user u;
-	char hash[HASH_MAX], b[SHOW_MAX];
+	char hash[HASH_MAX], b[DIRECTORY_SHOW_MAX];
 	const char *why;
 	int rc;
 
 	if ((rc = directory_user_get(dir, address, &u)) <= 0)
-		return rc < 0 ? store_error(dir, error_r) :
-		    fail(error_r, "no such user %s", SHOW(b, address));
+		return rc < 0 ? directory_store_error(dir, error_r) :
+		    directory_fail(error_r, "no such user %s", DIRECTORY_SHOW(b, address));
 	rc = password_policy_check(&cfg->security_policy, u.address, password, &why);
 	if (rc != 0) {
 		directory_user_clear(&u);
-		return fail(error_r, "%s", why);
+		return directory_fail(error_r, "%s", why);
 	}
 	if (hash_password(password, hash, error_r) != 0) {
 		directory_user_clear(&u);
@@ -456,7 +435,7 @@ int
 directory_user_set_flag(struct directory *dir, const char *address,
     const char *flag, bool value, char **error_r)
 {
-	char b[SHOW_MAX];
+	char b[DIRECTORY_SHOW_MAX];
 	enum directory_flag f;
 
 	if (strcmp(flag, "confirmed") == 0)
@@ -464,11 +443,11 @@ directory_user_set_flag(struct directory *dir, const char *address,
 	else if (strcmp(flag, "suspended") == 0)
 		f = DIRECTORY_FLAG_SUSPENDED;
 	else
-		return fail(error_r, "unknown account flag %s", SHOW(b, flag));
+		return directory_fail(error_r, "unknown account flag %s", DIRECTORY_SHOW(b, flag));
 	if (user_changed(dir, dir->be->user_set_flag(dir->store, address, f, value),
 	    address, error_r) != 0)
 		return -1;
-	log_info("event=user_flag account=%s %s=%s", LOGSAFE(b, address), flag,
+	log_info("event=user_flag account=%s %s=%s", DIRECTORY_LOGSAFE(b, address), flag,
 	    value ? "yes" : "no");
 	return 0;
 }
@@ -476,12 +455,12 @@ directory_user_set_flag(struct directory *dir, const char *address,
 int
 directory_user_unlock(struct directory *dir, const char *address, char **error_r)
 {
-	char b[SHOW_MAX];
+	char b[DIRECTORY_SHOW_MAX];
 
 	if (user_changed(dir, dir->be->user_unlock(dir->store, address), address,
 	    error_r) != 0)
 		return -1;
-	log_info("event=user_unlocked account=%s", LOGSAFE(b, address));
+	log_info("event=user_unlocked account=%s", DIRECTORY_LOGSAFE(b, address));
 	return 0;
 }
 
@@ -492,7 +471,7 @@ directory_user_list(struct directory *dir, struct directory_user **users_r,
 	*users_r = NULL;
 	*n_r = 0;
 	if (dir->be->user_list(dir->store, users_r, n_r) != 0)
-		return store_error(dir, error_r);
+		return directory_store_error(dir, error_r);
 	return 0;
 }
 
@@ -506,7 +485,7 @@ directory_user_verify_password(struct directory *dir, const char *address,
 
 	rc = dir->be->user_get(dir->store, address, &u, &hash);
 	if (rc < 0)
-		return store_error(dir, NULL);
+		return directory_store_error(dir, NULL);
 	if (rc == 1) {
 		directory_user_clear(&u);
 		rc = password_verify(hash, password);
@@ -517,18 +496,7 @@ directory_user_verify_password(struct directory *dir, const char *address,
 	 * No such account: spend the same time on a hash anyway, so the
 	 * answer's delay does not tell which addresses exist.
 	 */
-	if (dir->dummy_hash == NULL) {
-		char dummy[HASH_MAX];
-		unsigned char random[16];
-		char text[sizeof(random) * 2 + 1];
-
-		randombytes_buf(random, sizeof(random));
-		sodium_bin2hex(text, sizeof(text), random, sizeof(random));
-		if (password_hash(text, dummy, sizeof(dummy)) != 0 ||
-		    (dir->dummy_hash = strdup(dummy)) == NULL)
-			return 0;
-	}
-	(void)password_verify(dir->dummy_hash, password);
+	(void)password_verify_dummy(password);
 	return 0;
 }
 
@@ -557,11 +525,11 @@ static void
 walk_warn(const struct walk *w, const char *event, const char *target,
     const char *why)
 {
-	char b1[SHOW_MAX], b2[SHOW_MAX];
+	char b1[DIRECTORY_SHOW_MAX], b2[DIRECTORY_SHOW_MAX];
 
 	if (!w->quiet)
 		log_warnx("event=%s recipient=%s target=%s reason=\"%s\"", event,
-		    LOGSAFE(b1, w->origin), LOGSAFE(b2, target), why);
+		    DIRECTORY_LOGSAFE(b1, w->origin), DIRECTORY_LOGSAFE(b2, target), why);
 }
 
 static int
@@ -581,7 +549,7 @@ walk_alias(struct walk *w, const char *source, int depth)
 {
 	struct directory_strings targets = { 0 };
 	struct directory_user u;
-	struct addr a;
+	struct directory_addr a;
 	int rc = 0;
 
 	if (directory_strings_add(&w->path, source) != 0)
@@ -594,7 +562,7 @@ walk_alias(struct walk *w, const char *source, int depth)
 		const char *t = targets.v[i], *why;
 		int got;
 
-		if ((why = addr_parse(t, false, &a)) != NULL) {
+		if ((why = directory_addr_parse(t, false, &a)) != NULL) {
 			walk_warn(w, "alias_target_invalid", t, why);
 			continue;
 		}
@@ -671,13 +639,13 @@ directory_resolve(struct directory *dir, const struct config *cfg,
 	w.origin = address;
 	if ((rc = dir->be->user_get(dir->store, address, &u, NULL)) != 0) {
 		if (rc < 0)
-			return store_error(dir, NULL);
+			return directory_store_error(dir, NULL);
 		rc = directory_strings_add(targets_r, u.address);
 		directory_user_clear(&u);
 		return rc == 0 ? 1 : -1;
 	}
 	if ((rc = alias_exists(dir, address)) <= 0)
-		return rc < 0 ? store_error(dir, NULL) : 0;
+		return rc < 0 ? directory_store_error(dir, NULL) : 0;
 	rc = walk_alias(&w, address, 1);
 	directory_strings_clear(&w.path);
 	directory_strings_clear(&w.done);
@@ -687,13 +655,13 @@ directory_resolve(struct directory *dir, const struct config *cfg,
 			log_warnx("event=directory_error error=\"out of memory\"");
 			return -1;
 		}
-		return store_error(dir, NULL);
+		return directory_store_error(dir, NULL);
 	}
 	if (targets_r->n == 0) {
-		char b[SHOW_MAX];
+		char b[DIRECTORY_SHOW_MAX];
 
 		log_warnx("event=alias_undeliverable recipient=%s reason=\"no target "
-		    "of the alias receives mail\"", LOGSAFE(b, address));
+		    "of the alias receives mail\"", DIRECTORY_LOGSAFE(b, address));
 		return 0;
 	}
 	return 1;
@@ -704,39 +672,40 @@ directory_alias_add(struct directory *dir, const struct config *cfg,
     const char *source, const char *target, char **error_r)
 {
 	struct directory_strings out = { 0 };
-	struct addr s, t;
-	char b[SHOW_MAX];
+	struct directory_addr s, t;
+	char b[DIRECTORY_SHOW_MAX];
 	const char *why;
 	bool local;
 	int rc;
 
 	if (source != NULL && source[0] == '@')
-		return fail(error_r, "catch-all aliases (%s) are not supported: they "
+		return directory_fail(error_r, "catch-all aliases (%s) are not supported: they "
 		    "take mail for every address, which invites dictionary spam and "
-		    "backscatter; add one alias per address", SHOW(b, source));
+		    "backscatter; add one alias per address", DIRECTORY_SHOW(b, source));
 	if (addr_parse_local(cfg, "alias source", source, &s, error_r) != 0)
 		return -1;
-	if ((why = addr_parse(target, false, &t)) != NULL)
-		return fail(error_r, "invalid alias target %s: %s", SHOW(b, target), why);
+	if ((why = directory_addr_parse(target, false, &t)) != NULL)
+		return directory_fail(error_r, "invalid alias target %s: %s",
+		    DIRECTORY_SHOW(b, target), why);
 	local = config_is_local_domain(cfg, t.domain);
 	if (!local && strchr(t.domain, '.') == NULL)
-		return fail(error_r, "invalid alias target %s: domain has no dot", t.full);
+		return directory_fail(error_r, "invalid alias target %s: domain has no dot", t.full);
 	if (strcasecmp(s.full, t.full) == 0)
-		return fail(error_r, "alias %s -> %s would make a loop", s.full, t.full);
+		return directory_fail(error_r, "alias %s -> %s would make a loop", s.full, t.full);
 	/* One address, one meaning: the account would silently win. */
 	if ((rc = directory_user_exists(dir, s.full)) != 0)
-		return rc < 0 ? store_error(dir, error_r) :
-		    fail(error_r, "%s is an account; an alias cannot share its address",
+		return rc < 0 ? directory_store_error(dir, error_r) :
+		    directory_fail(error_r, "%s is an account; an alias cannot share its address",
 		    s.full);
 	if (local) {
 		/* A typo here would lose mail quietly: the target must exist. */
 		if ((rc = directory_user_exists(dir, t.full)) < 0)
-			return store_error(dir, error_r);
+			return directory_store_error(dir, error_r);
 		if (rc == 0) {
 			if ((rc = alias_exists(dir, t.full)) < 0)
-				return store_error(dir, error_r);
+				return directory_store_error(dir, error_r);
 			if (rc == 0)
-				return fail(error_r, "alias target %s is neither an account "
+				return directory_fail(error_r, "alias target %s is neither an account "
 				    "nor an alias (add it first)", t.full);
 			struct walk w = { .dir = dir, .cfg = cfg, .origin = t.full,
 			    .out = &out, .needle = s.full, .quiet = true };
@@ -745,18 +714,18 @@ directory_alias_add(struct directory *dir, const struct config *cfg,
 			directory_strings_clear(&w.path);
 			directory_strings_clear(&w.done);
 			if (rc == -1)
-				return store_error(dir, error_r);
+				return directory_store_error(dir, error_r);
 			if (rc != 0)
-				return fail(error_r, "out of memory");
+				return directory_fail(error_r, "out of memory");
 			if (w.hit)
-				return fail(error_r, "alias %s -> %s would make a loop (%s "
+				return directory_fail(error_r, "alias %s -> %s would make a loop (%s "
 				    "leads back to %s)", s.full, t.full, t.full, s.full);
 		}
 	}
 	if ((rc = dir->be->alias_insert(dir->store, s.full, t.full)) < 0)
-		return store_error(dir, error_r);
+		return directory_store_error(dir, error_r);
 	if (rc == 0)
-		return fail(error_r, "alias %s -> %s exists", s.full, t.full);
+		return directory_fail(error_r, "alias %s -> %s exists", s.full, t.full);
 	log_info("event=alias_added source=%s target=%s", s.full, t.full);
 	return 0;
 }
@@ -765,23 +734,25 @@ int
 directory_alias_del(struct directory *dir, const char *source,
     const char *target, char **error_r)
 {
-	struct addr s, t;
-	char b1[SHOW_MAX], b2[SHOW_MAX];
+	struct directory_addr s, t;
+	char b1[DIRECTORY_SHOW_MAX], b2[DIRECTORY_SHOW_MAX];
 	int rc;
 
 	/* Normalise what parses; anything else is looked up as given. */
-	if (addr_parse(source, false, &s) == NULL)
+	if (directory_addr_parse(source, false, &s) == NULL)
 		source = s.full;
-	if (target != NULL && addr_parse(target, false, &t) == NULL)
+	if (target != NULL && directory_addr_parse(target, false, &t) == NULL)
 		target = t.full;
 	if ((rc = dir->be->alias_delete(dir->store, source, target)) < 0)
-		return store_error(dir, error_r);
+		return directory_store_error(dir, error_r);
 	if (rc == 0)
 		return target == NULL ?
-		    fail(error_r, "no alias %s", SHOW(b1, source)) :
-		    fail(error_r, "no alias %s -> %s", SHOW(b1, source), SHOW(b2, target));
+		    directory_fail(error_r, "no alias %s", DIRECTORY_SHOW(b1, source)) :
+		    directory_fail(error_r, "no alias %s -> %s", DIRECTORY_SHOW(b1, source),
+		    DIRECTORY_SHOW(b2, target));
 	log_info("event=alias_deleted source=%s target=%s removed=%d",
-	    LOGSAFE(b1, source), target != NULL ? LOGSAFE(b2, target) : "*", rc);
+	    DIRECTORY_LOGSAFE(b1, source),
+	    target != NULL ? DIRECTORY_LOGSAFE(b2, target) : "*", rc);
 	return 0;
 }
 
@@ -793,7 +764,31 @@ directory_alias_list(struct directory *dir, struct directory_strings *list_r,
 	list_r->n = 0;
 	if (dir->be->alias_list(dir->store, list_r) != 0) {
 		directory_strings_clear(list_r);
-		return store_error(dir, error_r);
+		return directory_store_error(dir, error_r);
 	}
 	return 0;
+}
+
+/* ---- counts and change polling ---- */
+
+int
+directory_stats(struct directory *dir, int64_t now, struct directory_stats *st_r)
+{
+	if (dir->be->stats(dir->store, now, st_r) != 0)
+		return directory_store_error(dir, NULL);
+	return 0;
+}
+
+int
+directory_changed(struct directory *dir)
+{
+	int64_t version;
+	bool changed;
+
+	if (dir->be->data_version(dir->store, &version) != 0)
+		return directory_store_error(dir, NULL);
+	changed = dir->have_data_version && version != dir->data_version;
+	dir->data_version = version;
+	dir->have_data_version = true;
+	return changed ? 1 : 0;
 }

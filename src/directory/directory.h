@@ -3,8 +3,8 @@
  * password rules. Callers see only this door; the SQLite store sits behind a
  * table of function pointers (directory_backend in directory_private.h) so a
  * PostgreSQL twin can come later. Not thread-safe: one handle per thread.
- * Lockout counters, IP strikes, tokens come with the authentication issue
- * and will live here too, shared by SMTP, IMAP and HTTP.
+ * Logins, lockout counters, known IPs and confirmation tokens live here too,
+ * shared by SMTP, IMAP and HTTP; so do the bans the guard persists.
  */
 #ifndef BULWARK_DIRECTORY_H
 #define BULWARK_DIRECTORY_H
@@ -160,7 +160,9 @@ const char *directory_auth_result_name(enum directory_auth_result r);
  *   while locked every attempt fails, even with the right password, unless
  *   the IP logged in successfully within accounts.known_ip_days and did not
  *   itself cause the lock;
- * - a success resets the count and lock and remembers the IP;
+ * - a success resets the count and lock and remembers the IP (a success
+ *   through the known-IP exception only remembers the IP: the lock stays
+ *   on for the others until it expires);
  * - unconfirmed accounts fail when disable_smtp_auth_for_unconfirmed (or
  *   require_email_confirmation) is on.
  * Uses dir from one thread at a time (open one handle per worker thread).

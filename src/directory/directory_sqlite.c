@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,7 @@
 /*
  * Schema migrations, applied in order, each in one transaction together
  * with its row in schema_version. Never edit a shipped entry: add the next
- * one (v2: tokens, auth failures, bans, events...), and the runner does the
- * rest.
+ * one, and the runner does the rest.
  */
 struct migration {
 	int version;
@@ -56,6 +56,52 @@ static const struct migration migrations[] = {
 		    " PRIMARY KEY (source, target)"
 		    ");",
 	},
+	{
+		.version = 2,
+		.what = "tokens, auth failures, known IPs, bans, settings",
+		/*
+		 * An account's rows go with it (ON DELETE CASCADE): an old
+		 * confirmation link must not confirm a new account of the same
+		 * address, nor an old known IP open its lockout.
+		 */
+		.sql =
+		    "CREATE TABLE tokens ("
+		    " hash BLOB PRIMARY KEY,"   /* SHA-256 of the token's text */
+		    " address TEXT NOT NULL COLLATE NOCASE"
+		    "  REFERENCES users (address) ON DELETE CASCADE,"
+		    " created INTEGER NOT NULL,"
+		    " expires INTEGER NOT NULL,"
+		    " used INTEGER"             /* unix time of use, NULL unused */
+		    ");"
+		    "CREATE INDEX tokens_address ON tokens (address);"
+		    "CREATE TABLE auth_failures ("
+		    " address TEXT NOT NULL COLLATE NOCASE"
+		    "  REFERENCES users (address) ON DELETE CASCADE,"
+		    " ip TEXT NOT NULL,"
+		    " fingerprint BLOB NOT NULL," /* keyed BLAKE2b of the wrong password */
+		    " time INTEGER NOT NULL"
+		    ");"
+		    "CREATE INDEX auth_failures_address_time ON auth_failures (address, time);"
+		    "CREATE TABLE known_ips ("
+		    " address TEXT NOT NULL COLLATE NOCASE"
+		    "  REFERENCES users (address) ON DELETE CASCADE,"
+		    " ip TEXT NOT NULL,"
+		    " last_success INTEGER NOT NULL,"
+		    " PRIMARY KEY (address, ip)"
+		    ");"
+		    "CREATE TABLE bans ("
+		    " network TEXT PRIMARY KEY COLLATE NOCASE,"
+		    " reason TEXT NOT NULL,"
+		    " evidence INTEGER NOT NULL DEFAULT 0,"
+		    " level INTEGER NOT NULL DEFAULT 1,"
+		    " created INTEGER NOT NULL,"
+		    " expires INTEGER NOT NULL"
+		    ");"
+		    "CREATE TABLE settings ("
+		    " key TEXT PRIMARY KEY,"
+		    " value BLOB NOT NULL"
+		    ");",
+	},
 };
 
 /* Every statement, prepared once at open. */
@@ -75,6 +121,27 @@ enum stmt_id {
 	ST_ALIAS_DELETE_ALL,
 	ST_ALIAS_TARGETS,
 	ST_ALIAS_LIST,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_USER_SET_LOGIN,
+	ST_FAILURE_INSERT,
+	ST_FAILURE_FIND,
+	ST_FAILURE_COUNT,
+	ST_FAILURE_DELETE,
+	ST_KNOWN_IP_GET,
+	ST_KNOWN_IP_TOUCH,
+	ST_SETTING_GET,
+	ST_SETTING_ADD,
+	ST_TOKEN_INSERT,
+	ST_TOKEN_GET,
+	ST_TOKEN_USE,
+	ST_STATS_USERS,
+	ST_STATS_TOKENS,
+	ST_BAN_SAVE,
+	ST_BAN_DELETE,
+	ST_BAN_LIST,
+	ST_DATA_VERSION,
 	ST_COUNT
 };
 
@@ -99,6 +166,38 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ALIAS_DELETE_ALL] = "DELETE FROM aliases WHERE source = ?1",
 	[ST_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE source = ?1 ORDER BY target",
 	[ST_ALIAS_LIST] = "SELECT source, target FROM aliases ORDER BY source, target",
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_USER_SET_LOGIN] = "UPDATE users SET failed_logins = ?2, locked_until = ?3"
+	    " WHERE address = ?1",
+	[ST_FAILURE_INSERT] = "INSERT INTO auth_failures (address, ip, fingerprint, time)"
+	    " VALUES (?1, ?2, ?3, ?4)",
+	[ST_FAILURE_FIND] = "SELECT 1 FROM auth_failures WHERE address = ?1 AND time >= ?4"
+	    " AND ip = ?2 AND fingerprint = ?3 LIMIT 1",
+	[ST_FAILURE_COUNT] = "SELECT COUNT(*) FROM auth_failures WHERE address = ?1"
+	    " AND time >= ?3 AND ip = ?2",
+	[ST_FAILURE_DELETE] = "DELETE FROM auth_failures WHERE address = ?1 AND time < ?2",
+	[ST_KNOWN_IP_GET] = "SELECT last_success FROM known_ips WHERE address = ?1 AND ip = ?2",
+	[ST_KNOWN_IP_TOUCH] = "INSERT INTO known_ips (address, ip, last_success)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (address, ip) DO UPDATE"
+	    " SET last_success = MAX(last_success, excluded.last_success)",
+	[ST_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
+	[ST_SETTING_ADD] = "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
+	[ST_TOKEN_INSERT] = "INSERT INTO tokens (hash, address, created, expires, used)"
+	    " VALUES (?1, ?2, ?3, ?4, NULL)",
+	[ST_TOKEN_GET] = "SELECT address, expires, COALESCE(used, 0) FROM tokens WHERE hash = ?1",
+	[ST_TOKEN_USE] = "UPDATE tokens SET used = ?2 WHERE hash = ?1 AND used IS NULL",
+	[ST_STATS_USERS] = "SELECT COUNT(*), COALESCE(SUM(confirmed <> 0), 0),"
+	    " COALESCE(SUM(confirmed = 0), 0), COALESCE(SUM(suspended <> 0), 0),"
+	    " COALESCE(SUM(locked_until > ?1), 0) FROM users",
+	[ST_STATS_TOKENS] = "SELECT COUNT(*), COUNT(used) FROM tokens",
+	[ST_BAN_SAVE] = "INSERT OR REPLACE INTO bans (network, reason, evidence, level,"
+	    " created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_BAN_DELETE] = "DELETE FROM bans WHERE network = ?1",
+	[ST_BAN_LIST] = "SELECT network, reason, evidence, level, created, expires FROM bans"
+	    " ORDER BY network",
+	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct sqlite_store {
@@ -645,6 +744,357 @@ oom:
 	return -1;
 }
 
+/* ---- transactions ---- */
+
+static int
+sqlite_begin(void *store)
+{
+	struct sqlite_store *s = store;
+
+	return stmt_change(s, stmt_get(s, ST_BEGIN), "begin") < 0 ? -1 : 0;
+}
+
+static int
+sqlite_commit(void *store)
+{
+	struct sqlite_store *s = store;
+
+	return stmt_change(s, stmt_get(s, ST_COMMIT), "commit") < 0 ? -1 : 0;
+}
+
+static void
+sqlite_rollback(void *store)
+{
+	struct sqlite_store *s = store;
+	char keep[sizeof(s->error)];
+
+	/* Keep the error that made us roll back; the rollback's own says nothing. */
+	memcpy(keep, s->error, sizeof(keep));
+	if (!sqlite3_get_autocommit(s->db))
+		(void)stmt_change(s, stmt_get(s, ST_ROLLBACK), "rollback");
+	memcpy(s->error, keep, sizeof(keep));
+}
+
+/* ---- lockout: counters, failures, known IPs ---- */
+
+/* A statement whose one row has one integer column: 1 row, 0 none, -1. */
+static int
+stmt_int64(struct sqlite_store *s, sqlite3_stmt *st, const char *what, int64_t *value_r)
+{
+	int rc = sqlite3_step(st), ret;
+
+	if (rc == SQLITE_ROW) {
+		*value_r = sqlite3_column_int64(st, 0);
+		ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		ret = store_fail(s, what);
+	}
+	stmt_done(st);
+	return ret;
+}
+
+static int
+sqlite_user_set_login(void *store, const char *address, int failed_logins,
+    int64_t locked_until)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_USER_SET_LOGIN);
+
+	bind_text(st, 1, address);
+	sqlite3_bind_int(st, 2, failed_logins);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)locked_until);
+	return stmt_change(s, st, "user login state");
+}
+
+static int
+sqlite_failure_insert(void *store, const char *address, const char *ip,
+    const unsigned char *fingerprint, size_t fplen, int64_t time)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_FAILURE_INSERT);
+
+	bind_text(st, 1, address);
+	bind_text(st, 2, ip);
+	sqlite3_bind_blob(st, 3, fingerprint, (int)fplen, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)time);
+	return stmt_change(s, st, "auth failure add") < 0 ? -1 : 0;
+}
+
+static int
+sqlite_failure_find(void *store, const char *address, const char *ip,
+    const unsigned char *fingerprint, size_t fplen, int64_t since)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_FAILURE_FIND);
+	int64_t one;
+
+	bind_text(st, 1, address);
+	bind_text(st, 2, ip);
+	sqlite3_bind_blob(st, 3, fingerprint, (int)fplen, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)since);
+	return stmt_int64(s, st, "auth failure find", &one);
+}
+
+static int
+sqlite_failure_count(void *store, const char *address, const char *ip, int64_t since)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_FAILURE_COUNT);
+	int64_t n = 0;
+
+	bind_text(st, 1, address);
+	bind_text(st, 2, ip);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)since);
+	if (stmt_int64(s, st, "auth failure count", &n) < 0)
+		return -1;
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+static int
+sqlite_failure_delete(void *store, const char *address, int64_t before)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_FAILURE_DELETE);
+
+	bind_text(st, 1, address);
+	sqlite3_bind_int64(st, 2, before == 0 ? INT64_MAX : (sqlite3_int64)before);
+	return stmt_change(s, st, "auth failure delete");
+}
+
+static int
+sqlite_known_ip_get(void *store, const char *address, const char *ip,
+    int64_t *last_success_r)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_KNOWN_IP_GET);
+
+	bind_text(st, 1, address);
+	bind_text(st, 2, ip);
+	return stmt_int64(s, st, "known ip get", last_success_r);
+}
+
+static int
+sqlite_known_ip_touch(void *store, const char *address, const char *ip, int64_t now)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_KNOWN_IP_TOUCH);
+
+	bind_text(st, 1, address);
+	bind_text(st, 2, ip);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	return stmt_change(s, st, "known ip touch") < 0 ? -1 : 0;
+}
+
+/* ---- settings ---- */
+
+static int
+sqlite_setting_get(void *store, const char *key, void *buf, size_t buflen,
+    size_t *len_r)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_SETTING_GET);
+	int rc, ret;
+
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const void *v = sqlite3_column_blob(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+
+		*len_r = len;
+		if (len > 0 && v != NULL)
+			memcpy(buf, v, len < buflen ? len : buflen);
+		ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		ret = store_fail(s, "setting get");
+	}
+	stmt_done(st);
+	return ret;
+}
+
+static int
+sqlite_setting_add(void *store, const char *key, const void *value, size_t len)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_SETTING_ADD);
+
+	bind_text(st, 1, key);
+	sqlite3_bind_blob(st, 2, value, (int)len, SQLITE_TRANSIENT);
+	return stmt_change(s, st, "setting add");
+}
+
+/* ---- tokens ---- */
+
+static int
+sqlite_token_insert(void *store, const unsigned char *hash, size_t hashlen,
+    const char *address, int64_t created, int64_t expires)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_TOKEN_INSERT);
+
+	sqlite3_bind_blob(st, 1, hash, (int)hashlen, SQLITE_TRANSIENT);
+	bind_text(st, 2, address);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)created);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)expires);
+	return stmt_change(s, st, "token add") < 0 ? -1 : 0;
+}
+
+static int
+sqlite_token_get(void *store, const unsigned char *hash, size_t hashlen,
+    char **address_r, int64_t *expires_r, int64_t *used_r)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_TOKEN_GET);
+	int rc, ret;
+
+	*address_r = NULL;
+	sqlite3_bind_blob(st, 1, hash, (int)hashlen, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*expires_r = sqlite3_column_int64(st, 1);
+		*used_r = sqlite3_column_int64(st, 2);
+		if ((*address_r = column_strdup(st, 0)) == NULL) {
+			snprintf(s->error, sizeof(s->error), "out of memory");
+			ret = -1;
+		} else {
+			ret = 1;
+		}
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		ret = store_fail(s, "token get");
+	}
+	stmt_done(st);
+	return ret;
+}
+
+static int
+sqlite_token_use(void *store, const unsigned char *hash, size_t hashlen, int64_t now)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_TOKEN_USE);
+
+	sqlite3_bind_blob(st, 1, hash, (int)hashlen, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	return stmt_change(s, st, "token use");
+}
+
+/* ---- stats ---- */
+
+static int
+sqlite_stats(void *store, int64_t now, struct directory_stats *st_r)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_STATS_USERS);
+
+	memset(st_r, 0, sizeof(*st_r));
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		store_fail(s, "stats");
+		stmt_done(st);
+		return -1;
+	}
+	st_r->users = (long)sqlite3_column_int64(st, 0);
+	st_r->confirmed = (long)sqlite3_column_int64(st, 1);
+	st_r->unconfirmed = (long)sqlite3_column_int64(st, 2);
+	st_r->suspended = (long)sqlite3_column_int64(st, 3);
+	st_r->locked = (long)sqlite3_column_int64(st, 4);
+	stmt_done(st);
+	st = stmt_get(s, ST_STATS_TOKENS);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		store_fail(s, "stats");
+		stmt_done(st);
+		return -1;
+	}
+	st_r->confirmations_requested = (long)sqlite3_column_int64(st, 0);
+	st_r->confirmations_completed = (long)sqlite3_column_int64(st, 1);
+	stmt_done(st);
+	return 0;
+}
+
+/* ---- bans ---- */
+
+static int
+sqlite_ban_save(void *store, const struct directory_ban *ban)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_BAN_SAVE);
+
+	bind_text(st, 1, ban->network);
+	bind_text(st, 2, ban->reason);
+	sqlite3_bind_int(st, 3, ban->evidence);
+	sqlite3_bind_int(st, 4, ban->level);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)ban->created);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)ban->expires);
+	return stmt_change(s, st, "ban save") < 0 ? -1 : 0;
+}
+
+static int
+sqlite_ban_delete(void *store, const char *network)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_BAN_DELETE);
+
+	bind_text(st, 1, network);
+	return stmt_change(s, st, "ban delete");
+}
+
+static int
+sqlite_ban_list(void *store, struct directory_ban **bans_r, size_t *n_r)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_BAN_LIST);
+	struct directory_ban *bans = NULL, *grown, *b;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((grown = reallocarray(bans, cap, sizeof(*bans))) == NULL)
+				goto oom;
+			bans = grown;
+		}
+		b = &bans[n];
+		memset(b, 0, sizeof(*b));
+		n++;
+		if ((b->network = column_strdup(st, 0)) == NULL ||
+		    (b->reason = column_strdup(st, 1)) == NULL)
+			goto oom;
+		b->evidence = sqlite3_column_int(st, 2);
+		b->level = sqlite3_column_int(st, 3);
+		b->created = sqlite3_column_int64(st, 4);
+		b->expires = sqlite3_column_int64(st, 5);
+	}
+	if (rc != SQLITE_DONE) {
+		store_fail(s, "ban list");
+		goto fail;
+	}
+	stmt_done(st);
+	*bans_r = bans;
+	*n_r = n;
+	return 0;
+oom:
+	snprintf(s->error, sizeof(s->error), "out of memory");
+fail:
+	stmt_done(st);
+	directory_ban_list_free(&bans, n);
+	return -1;
+}
+
+static int
+sqlite_data_version(void *store, int64_t *version_r)
+{
+	struct sqlite_store *s = store;
+
+	return stmt_int64(s, stmt_get(s, ST_DATA_VERSION), "data_version",
+	    version_r) == 1 ? 0 : -1;
+}
+
 const struct directory_backend directory_backend_sqlite = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -661,4 +1111,24 @@ const struct directory_backend directory_backend_sqlite = {
 	.alias_delete = sqlite_alias_delete,
 	.alias_targets = sqlite_alias_targets,
 	.alias_list = sqlite_alias_list,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.user_set_login = sqlite_user_set_login,
+	.failure_insert = sqlite_failure_insert,
+	.failure_find = sqlite_failure_find,
+	.failure_count = sqlite_failure_count,
+	.failure_delete = sqlite_failure_delete,
+	.known_ip_get = sqlite_known_ip_get,
+	.known_ip_touch = sqlite_known_ip_touch,
+	.setting_get = sqlite_setting_get,
+	.setting_add = sqlite_setting_add,
+	.token_insert = sqlite_token_insert,
+	.token_get = sqlite_token_get,
+	.token_use = sqlite_token_use,
+	.stats = sqlite_stats,
+	.ban_save = sqlite_ban_save,
+	.ban_delete = sqlite_ban_delete,
+	.ban_list = sqlite_ban_list,
+	.data_version = sqlite_data_version,
 };

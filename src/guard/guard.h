@@ -57,8 +57,18 @@ const char *guard_strike_name(enum guard_strike s);
  */
 int guard_bans_start(struct guard *guard, const struct config *cfg, struct directory *dir,
     time_t now);
-/* Reload the ban table from the store (bulwarkctl ban add/del happened). */
+/*
+ * Reload the ban table from the store (bulwarkctl ban add/del happened):
+ * rows gone from the store are lifted (event=guard.unban reason=manual), new
+ * ones apply. 0 ok, -1 store error (the table is left as it was).
+ */
 int guard_bans_reload(struct guard *guard, time_t now);
+/*
+ * Log and count the bans that ran out since the last call (event=guard.unban
+ * reason=expired). Optional: an expired ban never refuses anyone, and the
+ * stats count it either way; call it from a periodic timer for timely lines.
+ */
+void guard_bans_expire(struct guard *guard, time_t now);
 
 /*
  * Is sa's network (a /32, or ipv6_prefix for IPv6) banned now? An in-memory

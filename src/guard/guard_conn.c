@@ -4,24 +4,12 @@
  * connections costs one lookup each. Trusts only the kernel's sockaddr.
  */
 #include "guard/guard.h"
+#include "guard/guard_private.h"
 
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct guard_slot {
-	uint8_t ip[16];
-	uint32_t count;   /* 0: empty */
-	bool used;        /* ever used: a tombstone keeps probe chains intact */
-};
-
-struct guard {
-	struct guard_slot *slots;
-	size_t cap;        /* power of two */
-	size_t used;       /* slots with used=true */
-	size_t total;
-};
 
 static void
 guard_key(const struct sockaddr *sa, uint8_t key[16])
@@ -111,6 +99,7 @@ guard_free(struct guard **guardp)
 {
 	if (*guardp == NULL)
 		return;
+	guard_ban_state_free(&(*guardp)->ban);
 	free((*guardp)->slots);
 	free(*guardp);
 	*guardp = NULL;

@@ -13,6 +13,9 @@
 /*
  * Add delta to the counter name{labels} ("protocol=\"smtp\",reason=\"x\"" or
  * NULL). name must be one of the documented metrics (a static string).
+ * Labels are preformatted: name="value" pairs joined by ',' in a fixed order,
+ * values with '\\', '"' and newline escaped as the exposition format wants;
+ * anything else (or a bad name, a counter going down) is refused, logged once.
  */
 void metrics_add(const char *name, const char *labels, double delta);
 #define metrics_inc(name, labels) metrics_add((name), (labels), 1)
@@ -27,7 +30,12 @@ void metrics_describe(const char *name, const char *type, const char *help);
 char *metrics_render(size_t *len_r);
 /* Value of name{labels}, 0 if never set (for tests and bulwarkctl). */
 double metrics_get(const char *name, const char *labels);
-/* Forget everything (tests). */
+/* Forget everything: series, descriptions, callbacks (tests). */
 void metrics_reset(void);
+/*
+ * Describe every metric of docs/metrics.md (the issue's security list) and
+ * show the unlabelled ones as 0 until they move. Call once at start.
+ */
+void metrics_describe_defaults(void);
 
 #endif

@@ -82,4 +82,16 @@ int queue_writer_commit(struct queue_writer **w, queue_commit_cb *cb, void *arg)
 /* Drop the message being written (the tmp file is removed). */
 void queue_writer_abort(struct queue_writer **w);
 
+/*
+ * Queue a notice written by bulwark itself (a confirmation link, a lockout
+ * warning), from any thread or from bulwarkctl: composes an RFC 5322
+ * message (From: bulwark <postmaster@FIRST-DOMAIN>, Date, Message-ID,
+ * text/plain UTF-8) and writes it durably into data_dir/queue/incoming/,
+ * where the daemon picks it up within seconds (or at its next start).
+ * The recipient is local when its domain is one of ours.
+ * 0 ok (id_r set, if not NULL), -1 with errno.
+ */
+int queue_notice(const struct config *cfg, const char *to, const char *subject,
+    const char *body, char id_r[QUEUE_ID_LEN + 1]);
+
 #endif

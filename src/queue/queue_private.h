@@ -23,9 +23,11 @@ struct queue {
 	const struct config *cfg;
 	char dir[PATH_MAX];       /* data_dir/queue */
 	char tmpdir[PATH_MAX];    /* data_dir/queue/tmp */
+	char incomingdir[PATH_MAX]; /* data_dir/queue/incoming: notices to pick up */
 	struct queue_entry *head;
 	size_t count, busy;
 	struct event *retry_ev;
+	struct event *pickup_ev;
 	/* Group commit for the spool and the Maildirs (one if same filesystem). */
 	struct fs_barrier *spool_barrier, *mail_barrier;
 };

@@ -292,6 +292,45 @@ queue_schedule_new(struct queue *q, const char *id)
 	queue_run(q, e);
 }
 
+/*
+ * Pickup: notices dropped into queue/incoming/ (by bulwarkctl or by our
+ * workers) move into queue/ and are scheduled. The rename is atomic and
+ * both names are scanned at start, so no flush is needed here.
+ */
+static void
+queue_pickup(struct queue *q)
+{
+	char indir[PATH_MAX + 16];
+	struct dirent *de;
+	DIR *d;
+
+	if (fs_path(indir, sizeof(indir), "%s/incoming", q->dir) == -1 ||
+	    (d = opendir(indir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char from[PATH_MAX + 300], to[PATH_MAX + 32];
+
+		if (!queue_id_valid(de->d_name))
+			continue;
+		if (fs_path(from, sizeof(from), "%s/%s", indir, de->d_name) == -1 ||
+		    fs_path(to, sizeof(to), "%s/%s", q->dir, de->d_name) == -1)
+			continue;
+		if (rename(from, to) == -1) {
+			log_warn("event=queue.error queue_id=%s reason=pickup", de->d_name);
+			continue;
+		}
+		log_info("event=queue.pickup queue_id=%s", de->d_name);
+		queue_schedule_new(q, de->d_name);
+	}
+	closedir(d);
+}
+
+static void
+queue_pickup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	queue_pickup(arg);
+}
+
 static void
 queue_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -314,7 +353,8 @@ queue_new(struct event_base *base, struct pool *pool, const struct config *cfg)
 	q->pool = pool;
 	q->cfg = cfg;
 	if (fs_path(q->dir, sizeof(q->dir) - 64, "%s/queue", cfg->data_dir) == -1 ||
-	    fs_path(q->tmpdir, sizeof(q->tmpdir), "%s/queue/tmp", cfg->data_dir) == -1) {
+	    fs_path(q->tmpdir, sizeof(q->tmpdir), "%s/queue/tmp", cfg->data_dir) == -1 ||
+	    fs_path(q->incomingdir, sizeof(q->incomingdir), "%s/queue/incoming", cfg->data_dir) == -1) {
 		free(q);
 		return NULL;
 	}
@@ -347,7 +387,8 @@ queue_start(struct queue *q, char **error_r)
 	struct dirent *de;
 	DIR *d;
 
-	if (fs_mkdir_p(q->tmpdir, 0700) == -1 || queue_barriers_open(q) == -1)
+	if (fs_mkdir_p(q->tmpdir, 0700) == -1 || fs_mkdir_p(q->incomingdir, 0700) == -1 ||
+	    queue_barriers_open(q) == -1)
 		goto fail;
 	/* Half-written messages never got a 250: drop them. */
 	if ((d = opendir(q->tmpdir)) == NULL)
@@ -381,6 +422,14 @@ queue_start(struct queue *q, char **error_r)
 	q->retry_ev = event_new(q->base, -1, EV_PERSIST, queue_retry_cb, q);
 	if (q->retry_ev == NULL || event_add(q->retry_ev, &tv) == -1)
 		goto fail;
+	{
+		struct timeval pick = { .tv_sec = 2 };
+
+		q->pickup_ev = event_new(q->base, -1, EV_PERSIST, queue_pickup_cb, q);
+		if (q->pickup_ev == NULL || event_add(q->pickup_ev, &pick) == -1)
+			goto fail;
+	}
+	queue_pickup(q);
 	return 0;
 fail:
 	if (asprintf(error_r, "queue: %s: %s", q->dir, strerror(errno)) == -1)
@@ -410,6 +459,8 @@ queue_free(struct queue **qp)
 	*qp = NULL;
 	if (q->retry_ev != NULL)
 		event_free(q->retry_ev);
+	if (q->pickup_ev != NULL)
+		event_free(q->pickup_ev);
 	while (q->head != NULL)
 		queue_entry_unlink(q, q->head);
 	if (q->mail_barrier != q->spool_barrier)

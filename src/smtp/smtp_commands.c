@@ -16,6 +16,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "directory/directory.h"
+#include "guard/guard.h"
+#include "monitor/metrics.h"
 #include "smtp/smtp_policy.h"
 #include "smtp/smtp_session_private.h"
 
@@ -121,6 +123,9 @@ proceed_ehlo(struct smtp_session *s, const char *args)
 	smtp_session_reply(s, "250-ENHANCEDSTATUSCODES");
 	if (!s->tls)
 		smtp_session_reply(s, "250-STARTTLS");
+	/* RFC 4954: only on submission, and only once the channel is private. */
+	if (s->kind != SMTP_LISTENER_MX && s->tls && !s->authenticated)
+		smtp_session_reply(s, "250-AUTH PLAIN LOGIN");
 	smtp_session_reply(s, "250-SMTPUTF8");
 	smtp_session_reply(s, "250 CHUNKING");
 }
@@ -132,9 +137,33 @@ check_mail(struct smtp_session *s, const char *args)
 {
 	if (in_transaction(s))
 		return "503 5.5.1 Error: nested MAIL command";
-	if (s->kind != SMTP_LISTENER_MX && !s->trusted)
-		return "530 5.7.0 Authentication required";
+	if (s->kind != SMTP_LISTENER_MX && !s->trusted && !s->authenticated)
+		return s->tls ? "530 5.7.0 Authentication required" :
+		    "530 5.7.0 Must issue a STARTTLS command first";
+	if (s->authenticated && s->suspended)
+		return "550 5.7.1 Sending is suspended for this account; contact your administrator";
 	return NULL;
+}
+
+/* An authenticated user sends only as themselves or their aliases. -1 replied. */
+static int
+mail_sender_check(struct smtp_session *s)
+{
+	int r = s->sender_text[0] == '\0' ? 0 :
+	    directory_sender_allowed(s->srv->deps.dir, s->cfg, s->account, s->sender_text);
+	char from[LOG_ESCAPE_MAX], acct[LOG_ESCAPE_MAX];
+
+	if (r == 1)
+		return 0;
+	if (r == -1) {
+		smtp_session_reply(s, "451 4.3.0 Temporary lookup failure");
+		return -1;
+	}
+	log_info("event=smtp.reject session=%s client=%s stage=mail account=%s from=<%s> reason=sender_not_owned",
+	    s->id, s->ip, log_escape(acct, sizeof(acct), s->account, strlen(s->account)),
+	    log_escape(from, sizeof(from), s->sender_text, strlen(s->sender_text)));
+	smtp_session_reply_error(s, "553 5.7.1 Sender address rejected: not owned by user %s", s->account);
+	return -1;
 }
 
 static void
@@ -176,6 +205,8 @@ proceed_mail(struct smtp_session *s, const char *args)
 		s->sender_text[0] = '\0';
 	else
 		address_format(&a, s->sender_text, sizeof(s->sender_text));
+	if (s->authenticated && mail_sender_check(s) == -1)
+		return;
 	log_escape(s->sender_log, sizeof(s->sender_log), s->sender_text, strlen(s->sender_text));
 	/* The queue id exists from MAIL on, so every line of the transaction carries it. */
 	queue_new_id(s->qid);
@@ -226,6 +257,13 @@ rcpt_reject(struct smtp_session *s, const char *to, const char *reason, const ch
 
 	log_info("event=smtp.reject session=%s client=%s queue_id=%s stage=rcpt from=<%s> to=<%s> reason=%s reply=\"%s\"",
 	    s->id, s->ip, s->qid, s->sender_log, log_escape(esc, sizeof(esc), to, strlen(to)), reason, reply);
+	if (strcmp(reason, "relay_denied") == 0 || strcmp(reason, "address_literal") == 0) {
+		metrics_inc("bulwark_relay_denied_total", NULL);
+		smtp_session_strike(s, GUARD_STRIKE_RELAY_DENIED);
+	} else if (strcmp(reason, "unknown_user") == 0) {
+		metrics_inc("bulwark_messages_rejected_total", "reason=\"unknown_user\"");
+		smtp_session_strike(s, GUARD_STRIKE_UNKNOWN_RECIPIENT);
+	}
 	if (reply[0] == '4')
 		smtp_session_reply(s, "%s", reply);
 	else
@@ -267,7 +305,8 @@ static void
 proceed_rcpt(struct smtp_session *s, const char *args)
 {
 	struct smtp_address a;
-	struct smtp_policy_client client = { .mynetworks = s->trusted };
+	struct smtp_policy_client client = { .mynetworks = s->trusted,
+	    .authenticated = s->authenticated };
 	const char *params, *err, *reason;
 	char text[SMTP_PATH_MAX * 4 + 1];
 
@@ -450,10 +489,24 @@ proceed_starttls(struct smtp_session *s, const char *args)
 	smtp_session_start_tls(s);
 }
 
+static const char *
+check_auth(struct smtp_session *s, const char *args)
+{
+	if (s->kind == SMTP_LISTENER_MX)
+		return "503 5.5.1 Error: authentication not enabled";
+	if (!s->tls)
+		return "530 5.7.0 Must issue a STARTTLS command first";
+	if (s->authenticated)
+		return "503 5.5.1 Error: already authenticated";
+	if (in_transaction(s))
+		return "503 5.5.1 Error: MAIL transaction in progress";
+	return NULL;
+}
+
 static void
 proceed_auth(struct smtp_session *s, const char *args)
 {
-	smtp_session_reply_error(s, "503 5.5.1 Error: authentication not enabled");
+	smtp_auth_start(s, args);
 }
 
 static void
@@ -478,7 +531,7 @@ static const struct smtp_command_def commands[] = {
 	{ SMTP_CMD_EXPN, 0, NULL, proceed_expn },
 	{ SMTP_CMD_HELP, 0, NULL, proceed_help },
 	{ SMTP_CMD_STARTTLS, 0, check_starttls, proceed_starttls },
-	{ SMTP_CMD_AUTH, 0, NULL, proceed_auth },
+	{ SMTP_CMD_AUTH, CMD_F_NEEDS_HELO, check_auth, proceed_auth },
 	{ SMTP_CMD_HTTP, 0, NULL, proceed_http },
 };
 

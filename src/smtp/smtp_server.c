@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "guard/guard.h"
+#include "monitor/metrics.h"
 #include "smtp/smtp_session_private.h"
 
 static const char *const kind_names[] = {
@@ -32,6 +34,12 @@ smtp_server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	const struct config *cfg = srv->deps.cfg;
 	enum guard_verdict v;
 
+	/* Banned: dropped before any greeting, TLS or session memory. */
+	if (guard_is_banned(srv->deps.guard, sa, time(NULL))) {
+		metrics_inc("bulwark_connections_refused_total", "reason=\"banned\"");
+		close(fd);
+		return;
+	}
 	v = guard_conn_open(srv->deps.guard, sa, cfg->smtp.max_connections_per_ip,
 	    cfg->smtp.max_connections);
 	if (v != GUARD_ACCEPT || srv->shutting_down) {
@@ -50,6 +58,8 @@ smtp_server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		}
 		if (v == GUARD_ACCEPT)
 			guard_conn_close(srv->deps.guard, sa);
+		metrics_inc("bulwark_connections_refused_total", v == GUARD_TOO_MANY_FROM_IP ?
+		    "reason=\"too_many_from_ip\"" : "reason=\"too_many_connections\"");
 		close(fd);
 		return;
 	}
@@ -118,8 +128,10 @@ fail:
 }
 
 void
-smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue *queue)
+smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue *queue,
+    struct pool *pool)
 {
+	srv->deps.pool = pool;
 	srv->deps.dir = dir;
 	srv->deps.queue = queue;
 }

@@ -13,6 +13,7 @@ struct config;
 struct directory;
 struct queue;
 struct guard;
+struct pool;
 struct smtp_server;
 
 struct smtp_server_deps {
@@ -21,13 +22,15 @@ struct smtp_server_deps {
 	struct directory *dir;
 	struct queue *queue;
 	struct guard *guard;
+	struct pool *pool;     /* blocking work: password checks */
 	SSL_CTX *tls;
 };
 
 /* Bind every configured SMTP listener (before privileges are dropped). */
 struct smtp_server *smtp_server_new(const struct smtp_server_deps *deps, char **error_r);
 /* Wire in the stores opened after the privilege drop. */
-void smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue *queue);
+void smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue *queue,
+    struct pool *pool);
 /* Start accepting (after the rest of the daemon is ready). */
 int smtp_server_start(struct smtp_server *srv);
 /* Log one line per listener: "event=listen service=smtp address=..." */

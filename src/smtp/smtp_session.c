@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "guard/guard.h"
+#include "monitor/metrics.h"
 #include "smtp/smtp_session_private.h"
 
 #define SMTP_OUTPUT_HIGH_WATER (256 * 1024)   /* stop reading above this */
@@ -40,6 +41,8 @@ static const char *const state_names[] = {
 	[SMTP_STATE_BDAT] = "bdat",
 	[SMTP_STATE_BDAT_WAIT] = "bdat_wait",
 	[SMTP_STATE_COMMIT] = "commit",
+	[SMTP_STATE_AUTH_INPUT] = "auth_input",
+	[SMTP_STATE_AUTH_WAIT] = "auth_wait",
 	[SMTP_STATE_STARTTLS] = "starttls",
 	[SMTP_STATE_CLOSING] = "closing",
 };
@@ -64,6 +67,7 @@ smtp_session_arm_timer(struct smtp_session *s)
 	case SMTP_STATE_CLOSING:
 		return;   /* armed where they start */
 	case SMTP_STATE_COMMIT:
+	case SMTP_STATE_AUTH_WAIT:
 		evtimer_del(s->timer);
 		return;
 	case SMTP_STATE_DATA:
@@ -127,6 +131,8 @@ smtp_session_reply_error(struct smtp_session *s, const char *fmt, ...)
 		    s->id, s->ip, s->errors);
 		smtp_session_reply(s, "421 4.7.0 %s Too many errors", s->cfg->hostname);
 		smtp_session_close(s);
+		guard_strike(s->srv->deps.guard, (struct sockaddr *)&s->peer,
+		    GUARD_STRIKE_PROTOCOL_ERRORS, time(NULL));
 	}
 }
 
@@ -248,6 +254,18 @@ smtp_session_reset_transaction(struct smtp_session *s)
 	memset(&s->params, 0, sizeof(s->params));
 }
 
+void
+smtp_session_strike(struct smtp_session *s, int what)
+{
+	if (guard_strike(s->srv->deps.guard, (struct sockaddr *)&s->peer,
+	    (enum guard_strike)what, time(NULL)) && s->state != SMTP_STATE_CLOSING &&
+	    !s->async_pending) {
+		smtp_session_reply(s, "421 4.7.0 %s Too many errors from your address, closing",
+		    s->cfg->hostname);
+		smtp_session_close(s);
+	}
+}
+
 /* The session stops counting toward the connection limits (once). */
 static void
 smtp_session_release_slot(struct smtp_session *s)
@@ -330,6 +348,7 @@ smtp_session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(s->timer, &tv);
 		break;
 	case SMTP_STATE_COMMIT:
+	case SMTP_STATE_AUTH_WAIT:
 		break;
 	default:
 		smtp_session_timeout(s);
@@ -344,8 +363,8 @@ smtp_session_close(struct smtp_session *s)
 
 	if (s->state == SMTP_STATE_CLOSING)
 		return;
-	if (s->state == SMTP_STATE_COMMIT) {
-		s->quit_after_reply = true;   /* the spool's answer closes it */
+	if (s->async_pending) {
+		s->quit_after_reply = true;   /* the pool job's answer closes it */
 		return;
 	}
 	smtp_session_enter_state(s, SMTP_STATE_CLOSING);
@@ -365,9 +384,10 @@ smtp_session_lost(struct smtp_session *s, const char *why)
 	if (s->state != SMTP_STATE_CLOSING)
 		log_info("event=smtp.lost session=%s client=%s state=%s reason=%s",
 		    s->id, s->ip, state_names[s->state], why);
-	if (s->state == SMTP_STATE_COMMIT) {
-		/* The spool job still points at us: free when it answers. */
+	if (s->async_pending) {
+		/* A pool job still points at us: free when it answers. */
 		s->dead = true;
+		smtp_session_release_slot(s);
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 		return;
@@ -383,6 +403,7 @@ smtp_session_shutdown(struct smtp_session *s)
 	case SMTP_STATE_BDAT:
 	case SMTP_STATE_BDAT_WAIT:
 	case SMTP_STATE_COMMIT:
+	case SMTP_STATE_AUTH_WAIT:
 	case SMTP_STATE_STARTTLS:
 		s->quit_after_reply = true;   /* finish this transaction first */
 		break;
@@ -403,6 +424,8 @@ smtp_session_pregreet(struct smtp_session *s)
 	    s->id, s->ip);
 	smtp_session_reply(s, "554 5.5.1 Protocol error: talked before greeting");
 	smtp_session_close(s);
+	guard_strike(s->srv->deps.guard, (struct sockaddr *)&s->peer, GUARD_STRIKE_PREGREET,
+	    time(NULL));
 }
 
 /* Append a Received: header (RFC 5321 4.4) to the spool. */
@@ -479,11 +502,13 @@ smtp_session_commit_cb(void *arg, int result)
 {
 	struct smtp_session *s = arg;
 
+	s->async_pending = false;
 	if (result == 0) {
 		s->ntransactions++;
 		log_info("event=smtp.queued session=%s client=%s queue_id=%s from=<%s> rcpts=%zu size=%zu",
 		    s->id, s->ip, s->qid, s->sender_log, s->nrcpts, s->dp.size);
 		smtp_session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		metrics_inc("bulwark_messages_accepted_total", NULL);
 	} else {
 		smtp_session_reply(s, "451 4.3.0 Error: queue file write error, try again later");
 	}
@@ -524,7 +549,9 @@ smtp_session_end_message(struct smtp_session *s)
 		return;
 	}
 	smtp_session_enter_state(s, SMTP_STATE_COMMIT);
+	s->async_pending = true;
 	if (queue_writer_commit(&s->qw, smtp_session_commit_cb, s) == -1) {
+		s->async_pending = false;
 		smtp_session_reply(s, "451 4.3.0 Error: out of resources, try again later");
 		smtp_session_reset_transaction(s);
 		smtp_session_enter_state(s, SMTP_STATE_HELO);
@@ -604,6 +631,7 @@ smtp_session_process(struct smtp_session *s)
 			smtp_session_pregreet(s);
 			return;
 		case SMTP_STATE_COMMIT:
+		case SMTP_STATE_AUTH_WAIT:
 		case SMTP_STATE_STARTTLS:
 		case SMTP_STATE_CLOSING:
 			return;
@@ -627,7 +655,9 @@ smtp_session_process(struct smtp_session *s)
 			evbuffer_drain(in, consumed);
 			if (r != 0 && s->state != SMTP_STATE_CLOSING)
 				smtp_session_arm_timer(s);   /* a complete line: idle restarts */
-			if (r == 1) {
+			if (r == 1 && s->state == SMTP_STATE_AUTH_INPUT) {
+				smtp_auth_continue(s, line, linelen);
+			} else if (r == 1) {
 				smtp_command_dispatch(s, line, linelen);
 			} else if (r == -1) {
 				log_info("event=smtp.bad_line session=%s client=%s reply=\"%s\"",
@@ -650,7 +680,7 @@ smtp_session_write_cb(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	/* Backpressure released: the client read its replies. */
-	if (s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_COMMIT &&
+	if (s->state != SMTP_STATE_CLOSING && !s->async_pending &&
 	    !(bufferevent_get_enabled(bev) & EV_READ) &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) <= SMTP_OUTPUT_HIGH_WATER / 2) {
 		bufferevent_enable(bev, EV_READ);
@@ -709,6 +739,9 @@ smtp_session_event_cb(struct bufferevent *bev, short what, void *arg)
 			log_info("event=smtp.tls_error session=%s client=%s detail=\"%s\"", s->id, s->ip, buf);
 			while (bufferevent_get_openssl_error(bev) != 0)
 				;
+			if (s->tls_desc[0] == '\0')   /* the handshake never completed */
+				guard_strike(s->srv->deps.guard, (struct sockaddr *)&s->peer,
+				    GUARD_STRIKE_TLS_GARBAGE, time(NULL));
 			smtp_session_lost(s, "tls_error");
 			return;
 		}

@@ -37,6 +37,8 @@ enum smtp_state {
 	SMTP_STATE_BDAT,          /* reading a BDAT chunk */
 	SMTP_STATE_BDAT_WAIT,     /* between BDAT chunks */
 	SMTP_STATE_COMMIT,        /* the spool is making the message durable */
+	SMTP_STATE_AUTH_INPUT,    /* AUTH: waiting for the client's next SASL line */
+	SMTP_STATE_AUTH_WAIT,     /* AUTH: the password check runs on the pool */
 	SMTP_STATE_STARTTLS,      /* TLS handshake after STARTTLS */
 	SMTP_STATE_CLOSING,       /* draining output, then freed */
 };
@@ -78,10 +80,18 @@ struct smtp_session {
 	int errors;
 	unsigned long ntransactions;
 	struct smtp_line_reader lr;
-	bool dead;                     /* connection gone while the spool works */
+	bool dead;                     /* connection gone while a pool job holds us */
+	bool async_pending;            /* a pool job (spool commit, AUTH) holds a pointer to us */
 	bool quit_after_reply;         /* shutdown: 421 after this transaction */
 	int close_ticks;               /* drain polls while closing */
 	bool slot_released;            /* no longer counted by the guard */
+
+	/* SMTP AUTH (RFC 4954), submission listeners only */
+	bool authenticated;
+	bool suspended;                /* authenticated, but sending is suspended */
+	char account[320];
+	int auth_mech;                 /* smtp_auth.c's mechanism while AUTH_INPUT */
+	char auth_user[320];           /* LOGIN: the username, between the two steps */
 
 	/* the transaction */
 	struct smtp_address sender;
@@ -113,6 +123,8 @@ void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
 void smtp_session_reply_error(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtp_session_close(struct smtp_session *s);
+/* Count a strike against the client's IP (intrusion prevention); a ban hangs up. */
+void smtp_session_strike(struct smtp_session *s, int what);
 void smtp_session_reset_transaction(struct smtp_session *s);
 /* Process buffered input until it runs out or the session must wait. */
 void smtp_session_process(struct smtp_session *s);
@@ -125,6 +137,10 @@ void smtp_session_bdat_chunk_done(struct smtp_session *s);
 void smtp_session_end_message(struct smtp_session *s);
 void smtp_session_shutdown(struct smtp_session *s);
 void smtp_session_free(struct smtp_session **s);
+
+/* smtp_auth.c */
+void smtp_auth_start(struct smtp_session *s, const char *args);
+void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len);
 
 /* smtp_commands.c */
 void smtp_command_dispatch(struct smtp_session *s, const char *line, size_t len);

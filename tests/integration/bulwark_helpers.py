@@ -749,3 +749,402 @@ def assert_serves(d, source=UNTRUSTED, deliver=False):
 
 def swaks(*args, timeout=60):
     return run(["/usr/bin/swaks", "--timeout", "15", *args], timeout=timeout)
+
+
+# ================================================================ authentication issue
+# Helpers for test_auth.py, test_confirm.py, test_lockout.py, test_bans.py and
+# test_metrics.py: SMTP AUTH, the HTTP side (/confirm, /metrics), bans, the
+# database and fail2ban-regex. Appended; nothing above depends on them.
+
+import base64 as _base64
+import http.client as _http_client
+import sqlite3 as _sqlite3
+import urllib.parse as _urllib_parse
+
+UNTRUSTED3 = "127.0.0.11"   # a third stranger
+FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex"
+AUTH_OK = (235, "2.7.0")
+AUTH_BAD = (535, "5.7.8")
+AUTH_BAD_TEXT = "535 5.7.8 Authentication credentials invalid"
+
+
+def wait_until(fn, timeout=5.0, interval=0.05, what="condition"):
+    """Poll fn() until it returns something truthy; return it, or raise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not true after {timeout}s (last: {v!r})")
+        time.sleep(interval)
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return _base64.b64encode(data).decode()
+
+
+def plain_response(user, password, authzid=""):
+    """The SASL PLAIN initial response (RFC 4616), base64."""
+    return b64(f"{authzid}\0{user}\0{password}")
+
+
+def starttls(c):
+    """STARTTLS on a RawClient that said EHLO; wraps its socket in TLS."""
+    expect(c.cmd("STARTTLS"), 220)
+    c.sock = unverified_context().wrap_socket(c.sock)
+    c.buf = b""
+    return c
+
+
+def sub_session(d, source=UNTRUSTED, implicit=False, timeout=15.0):
+    """A RawClient on a submission listener, inside TLS, after EHLO:
+    submission + STARTTLS, or submissions (implicit TLS). Returns (client,
+    the EHLO reply inside TLS)."""
+    if implicit:
+        c = RawClient(d.submissions_port, source=source, timeout=timeout, tls=True)
+        c.greeting()
+        return c, c.ehlo()
+    c = RawClient(d.submission_port, source=source, timeout=timeout)
+    c.greeting()
+    c.ehlo()
+    starttls(c)
+    return c, c.ehlo()
+
+
+def auth_plain(c, user, password, authzid=""):
+    """AUTH PLAIN with an initial response; the Reply."""
+    return c.cmd(f"AUTH PLAIN {plain_response(user, password, authzid)}", timeout=30)
+
+
+def auth_login(c, user, password):
+    """AUTH LOGIN in two steps (Username:, Password:); the final Reply."""
+    r = expect(c.cmd("AUTH LOGIN"), 334)
+    assert r.lines[0] == "VXNlcm5hbWU6", r.text   # "Username:"
+    r = expect(c.cmd(b64(user)), 334)
+    assert r.lines[0] == "UGFzc3dvcmQ6", r.text   # "Password:"
+    return c.cmd(b64(password), timeout=30)
+
+
+def try_auth(d, user, password, source=UNTRUSTED, implicit=True, mech="PLAIN"):
+    """One AUTH on a fresh TLS submission connection; returns the Reply
+    (the session is closed afterwards)."""
+    c, _ = sub_session(d, source=source, implicit=implicit)
+    try:
+        if mech == "PLAIN":
+            r = auth_plain(c, user, password)
+        else:
+            r = auth_login(c, user, password)
+        try:
+            c.cmd("QUIT", timeout=5)
+        except (Closed, TimeoutError, OSError):
+            pass
+        return r
+    finally:
+        c.close()
+
+
+def assert_auth_ok(d, user, password=PASSWORD, source=UNTRUSTED, implicit=True):
+    r = try_auth(d, user, password, source=source, implicit=implicit)
+    expect(r, 235, "2.7.0")
+    assert r.text == "235 2.7.0 Authentication successful", r.text
+    return r
+
+
+def assert_auth_refused(d, user, password=PASSWORD, source=UNTRUSTED, implicit=True):
+    r = try_auth(d, user, password, source=source, implicit=implicit)
+    assert r.text == AUTH_BAD_TEXT, f"AUTH {user} from {source}: expected {AUTH_BAD_TEXT!r}, got {r.text!r}"
+    return r
+
+
+def authed_session(d, user, password=PASSWORD, source=UNTRUSTED, implicit=False):
+    """A TLS submission RawClient logged in as user (235 asserted)."""
+    c, _ = sub_session(d, source=source, implicit=implicit)
+    expect(auth_plain(c, user, password), 235, "2.7.0")
+    return c
+
+
+def unique_user(d, prefix="u", password=PASSWORD, confirmed=True, contact=None, domain="example.test"):
+    """Create a fresh account (its own lockout state) and return its address."""
+    address = f"{prefix}{uuid.uuid4().hex[:8]}@{domain}"
+    args = ["user", "add", address]
+    if contact:
+        args += ["--contact", contact]
+    if confirmed:
+        args.append("--confirmed")
+    cp = d.ctl(*args, input=password + "\n")
+    assert cp.returncode == 0, f"bulwarkctl {' '.join(args)}: {output_of(cp)}"
+    return address
+
+
+def ctl_ok(d, *args, input=None):
+    cp = d.ctl(*args, input=input)
+    assert cp.returncode == 0, f"bulwarkctl {' '.join(map(str, args))} exited {cp.returncode}: {output_of(cp)}"
+    return cp
+
+
+def ctl_json(d, *args):
+    cp = ctl_ok(d, *args, "--json")
+    try:
+        return json.loads(cp.stdout)
+    except ValueError as e:
+        raise AssertionError(f"bulwarkctl {' '.join(args)} --json printed no JSON ({e}): {cp.stdout!r}")
+
+
+def user_record(d, address):
+    for u in ctl_json(d, "user", "list"):
+        if u["address"].lower() == address.lower():
+            return u
+    raise AssertionError(f"{address} not in bulwarkctl user list --json")
+
+
+def db_path(d):
+    return d.data_dir / "bulwark.db"
+
+
+def db_exec(d, sql, params=()):
+    """Run one statement on DATA_DIR/bulwark.db (WAL: the daemon may run)."""
+    con = _sqlite3.connect(str(db_path(d)), timeout=10)
+    try:
+        con.execute("PRAGMA busy_timeout=10000")
+        cur = con.execute(sql, params)
+        rows = cur.fetchall()
+        con.commit()
+        return rows
+    finally:
+        con.close()
+
+
+def log_lines(d, *needles, since=0):
+    """Log lines (from byte offset since) containing every needle."""
+    text = d.log_text()[since:]
+    return [l for l in text.splitlines() if all(n in l for n in needles)]
+
+
+def log_mark(d):
+    """An offset into the log: pass it as since= to see only later lines."""
+    return len(d.log_text())
+
+
+def wait_log(d, *needles, since=0, timeout=5.0, count=1):
+    return wait_until(lambda: (lambda ls: ls if len(ls) >= count else None)(log_lines(d, *needles, since=since)),
+                      timeout=timeout, what=f"log line with {needles}")
+
+
+def fail2ban_ips(logfile, filt="postfix[mode=auth]"):
+    """fail2ban-regex LOGFILE FILTER -o ip: the host of every matched line."""
+    cp = run([FAIL2BAN_REGEX, "-o", "ip", str(logfile), filt], timeout=120)
+    assert cp.returncode == 0, f"fail2ban-regex failed: {output_of(cp)}"
+    return [l.strip() for l in cp.stdout.splitlines() if l.strip()]
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def http_overrides(overrides=None):
+    """overrides plus listen.http on a free loopback port; returns (port, dict)."""
+    port = free_ports(1)[0]
+    return port, deep_merge(overrides or {}, {"listen": {"http": [f"{SERVER_IP}:{port}"]}})
+
+
+class HttpReply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers              # {lower name: value}
+        self.body = body
+        self.text = body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"HttpReply({self.status}, {self.headers}, {self.text[:300]!r})"
+
+
+def http_request(port, method, path, body=None, source=TRUSTED, headers=None, timeout=15):
+    """One HTTP/1.1 request with http.client from source; never raises on 4xx/5xx."""
+    conn = _http_client.HTTPConnection(SERVER_IP, port, timeout=timeout, source_address=(source, 0))
+    try:
+        h = dict(headers or {})
+        if isinstance(body, dict):
+            body = _urllib_parse.urlencode(body)
+            h.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        if isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=h)
+        resp = conn.getresponse()
+        data = resp.read()
+        return HttpReply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def http_get(port, path, source=TRUSTED):
+    return http_request(port, "GET", path, source=source)
+
+
+def http_post_form(port, path, fields, source=TRUSTED):
+    return http_request(port, "POST", path, body=dict(fields), source=source)
+
+
+CONFIRM_LINK_RE = re.compile(r"http://127\.0\.0\.1:(\d+)(/confirm\?token=([0-9a-f]{64}))")
+
+
+def confirmation_links(d, inbox, account):
+    """[(port, path, token)] of confirmation links for account in inbox's Maildir."""
+    out = []
+    for _, raw in d.read_maildir(inbox):
+        text = to_lf(raw).decode("utf-8", "replace")
+        # undo quoted-printable soft breaks in case the body is QP
+        text = text.replace("=\n", "").replace("=3D", "=")
+        if account.lower() not in text.lower():
+            continue
+        for m in CONFIRM_LINK_RE.finditer(text):
+            out.append((int(m.group(1)), m.group(2), m.group(3)))
+    return out
+
+
+def wait_confirmation_link(d, inbox, account, timeout=15.0):
+    return wait_until(lambda: confirmation_links(d, inbox, account), timeout=timeout,
+                      what=f"confirmation mail for {account} in {inbox}'s Maildir")[-1]
+
+
+def parse_metrics(text):
+    """Prometheus text -> {'name{labels}' or 'name': float}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)(?:\s+\d+)?$", line)
+        assert m, f"malformed metrics line {line!r}"
+        out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def metrics(port, source=TRUSTED):
+    r = http_get(port, "/metrics", source=source)
+    assert r.status == 200, r
+    return parse_metrics(r.text)
+
+
+def metric(port, key):
+    return metrics(port).get(key, 0.0)
+
+
+def wait_metric(port, key, pred, timeout=5.0):
+    """Poll /metrics until pred(value of key) holds; returns the value."""
+    last = [None]
+
+    def check():
+        last[0] = metric(port, key)
+        return pred(last[0])
+    try:
+        wait_until(check, timeout=timeout, interval=0.1, what=key)
+    except AssertionError:
+        raise AssertionError(f"{key}: condition not met after {timeout}s; last value {last[0]}")
+    return last[0]
+
+
+# ---------------------------------------------------------------- bans
+
+
+def dropped_at_accept(port, source, timeout=3.0):
+    """Connect from source: True when the server closes (or resets) the
+    connection without sending a single byte; False when it sends anything
+    (a greeting) or keeps the connection open for timeout seconds."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.bind((source, 0))
+        try:
+            s.connect((SERVER_IP, port))
+        except (ConnectionRefusedError, ConnectionResetError):
+            return True
+        try:
+            data = s.recv(4096)
+        except (ConnectionResetError, ConnectionAbortedError):
+            return True
+        except socket.timeout:
+            return False
+        return data == b""
+    finally:
+        s.close()
+
+
+def greeted(port, source, timeout=5.0, tls=False):
+    """True when a new connection from source gets a 220 greeting."""
+    try:
+        c = RawClient(port, source=source, timeout=timeout, tls=tls)
+    except (OSError, ssl.SSLError):
+        return False
+    try:
+        r = c.read_reply(timeout)
+        ok = r.code == 220
+        try:
+            c.cmd("QUIT", timeout=2)
+        except Exception:
+            pass
+        return ok
+    except Exception:
+        return False
+    finally:
+        c.close()
+
+
+def all_ports(d):
+    return [("smtp", d.smtp_port), ("submission", d.submission_port),
+            ("submissions", d.submissions_port)]
+
+
+def wait_banned(d, source, timeout=5.0):
+    """Poll until connections from source are dropped at accept on every listener."""
+    for name, port in all_ports(d):
+        wait_until(lambda: dropped_at_accept(port, source), timeout=timeout, interval=0.2,
+                   what=f"{source} dropped at accept on {name}")
+
+
+def wait_served(d, source, timeout=5.0):
+    for name, port in all_ports(d):
+        wait_until(lambda: greeted(port, source, tls=(name == "submissions")), timeout=timeout,
+                   interval=0.2, what=f"{source} greeted on {name}")
+
+
+def relay_strikes(d, source, n, port=None):
+    """n RCPTs to remote domains (554 5.7.1 relay denied) from source on the
+    MX listener, in as few sessions as needed (the server may close a session
+    once the IP is banned). Returns the replies seen."""
+    replies = []
+    port = port or d.smtp_port
+    sent = 0
+    while sent < n:
+        try:
+            c = session(port, source=source)
+        except (Closed, OSError, TimeoutError, AssertionError):
+            break   # banned already
+        try:
+            c.cmd("MAIL FROM:<sender@remote.example>")
+            while sent < n:
+                r = c.cmd(f"RCPT TO:<user{sent}@remote{sent}.example>")
+                replies.append(r)
+                sent += 1
+                if r.code == 421:
+                    break
+            try:
+                c.cmd("QUIT", timeout=3)
+            except Exception:
+                pass
+        except (Closed, OSError, TimeoutError):
+            break
+        finally:
+            c.close()
+    return replies
+
+
+def ban_list(d):
+    return ctl_json(d, "ban", "list")
+
+
+def ban_entry(d, network):
+    for b in ban_list(d):
+        if b.get("network") == network:
+            return b
+    return None

@@ -219,7 +219,7 @@ test_migrations_idempotent(void **state)
 	assert_int_equal(directory_user_exists(f->dir, "alice@example.test"), 1);
 	db_query(f, "SELECT COUNT(*) || ':' || MAX(version) FROM schema_version",
 	    NULL, buf, sizeof(buf));
-	assert_string_equal(buf, "1:1");
+	assert_string_equal(buf, "2:2");
 	db_query(f, "PRAGMA journal_mode", NULL, buf, sizeof(buf));
 	assert_string_equal(buf, "wal");
 }

@@ -1,0 +1,146 @@
+/*
+ * queue_notice.c: mail that bulwark writes itself (confirmation links,
+ * lockout warnings). Composed here as RFC 5322 text (RFC 3834
+ * Auto-Submitted), dropped durably into queue/incoming/ by whoever calls
+ * (the daemon's workers or bulwarkctl), and picked up by the scheduler.
+ * Trusts its callers' text: no client input reaches it unchecked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/fsutil.h"
+#include "queue/queue.h"
+
+/* Write buf as dir/name durably, owned like dir (bulwarkctl runs as root). */
+static int
+notice_write(const char *dir, const char *name, const char *buf, size_t len)
+{
+	char tmp[4096], final[4096];
+	struct stat st;
+	int fd, saved;
+
+	if (fs_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) == -1 ||
+	    fs_path(final, sizeof(final), "%s/%s", dir, name) == -1 || stat(dir, &st) == -1)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	if (geteuid() == 0 && st.st_uid != 0 && fchown(fd, st.st_uid, st.st_gid) == -1)
+		goto fail;
+	if (fs_write_all(fd, buf, len) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, final) == -1)
+		goto fail;
+	return fs_fsync_dir(dir);
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	(void)unlink(tmp);
+	errno = saved;
+	return -1;
+}
+
+/* The message: headers, then body with every line end as CRLF. */
+static char *
+notice_compose(const struct config *cfg, const char *id, const char *from, const char *to,
+    const char *subject, const char *body, size_t *len_r)
+{
+	char date[64], *buf = NULL;
+	size_t len = 0;
+	time_t now = time(NULL);
+	struct tm tm;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	fprintf(f, "Received: by %s (bulwark) id %s; %s\r\n", cfg->hostname, id, date);
+	fprintf(f, "Date: %s\r\nFrom: bulwark <%s>\r\nTo: <%s>\r\nSubject: %s\r\n", date, from,
+	    to, subject);
+	fprintf(f, "Message-ID: <%s.%lld@%s>\r\n", id, (long long)now, cfg->hostname);
+	fputs("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", f);
+	for (const char *p = body; *p != '\0'; p++) {
+		if (*p == '\n' && (p == body || p[-1] != '\r'))
+			fputc('\r', f);
+		/* A lone "." line would be harmless in the spool, but keep
+		 * notices safe to relay as they are. */
+		if (*p == '.' && (p == body || p[-1] == '\n'))
+			fputc(' ', f);
+		fputc(*p, f);
+	}
+	if (*body != '\0' && body[strlen(body) - 1] != '\n')
+		fputs("\r\n", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	*len_r = len;
+	return buf;
+}
+
+int
+queue_notice(const struct config *cfg, const char *to, const char *subject, const char *body,
+    char id_r[QUEUE_ID_LEN + 1])
+{
+	char from[300], dir[4096], id[QUEUE_ID_LEN + 1];
+	const char *at = strrchr(to, '@');
+	struct queue_rcpt rcpt = { .address = (char *)to };
+	struct queue_envelope env = {
+		.ctime = time(NULL),
+		.sender = from,
+		.client_ip = (char *)"127.0.0.1",
+		.helo = cfg->hostname,
+		.flags = QUEUE_FLAG_8BITMIME,
+		.rcpts = &rcpt,
+		.nrcpts = 1,
+	};
+	char *hdr = NULL, *msg = NULL, *all = NULL;
+	size_t hdrlen, msglen;
+	int ret = -1;
+
+	if (at == NULL || cfg->ndomains == 0 || strpbrk(to, "\r\n<> ") != NULL ||
+	    strpbrk(subject, "\r\n") != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	rcpt.local = config_is_local_domain(cfg, at + 1);
+	snprintf(from, sizeof(from), "postmaster@%s", cfg->domains[0]);
+	queue_new_id(id);
+	memcpy(env.id, id, sizeof(env.id));
+	if (fs_path(dir, sizeof(dir), "%s/queue/incoming", cfg->data_dir) == -1 ||
+	    fs_mkdir_p(dir, 0700) == -1)
+		return -1;
+	hdr = queue_envelope_format(&env, &hdrlen);
+	msg = notice_compose(cfg, id, from, to, subject, body, &msglen);
+	if (hdr == NULL || msg == NULL || (all = malloc(hdrlen + msglen)) == NULL) {
+		errno = ENOMEM;
+		goto out;
+	}
+	memcpy(all, hdr, hdrlen);
+	memcpy(all + hdrlen, msg, msglen);
+	if (notice_write(dir, id, all, hdrlen + msglen) == -1)
+		goto out;
+	if (id_r != NULL)
+		memcpy(id_r, id, QUEUE_ID_LEN + 1);
+	ret = 0;
+out:
+	free(hdr);
+	free(msg);
+	free(all);
+	return ret;
+}

@@ -1,0 +1,150 @@
+"""
+test_metrics.py: security metrics as Prometheus text on listen.http /metrics
+(issue 3), and `bulwarkctl stats`.
+
+/metrics answers clients in mynetworks (127.0.0.1) and refuses others (403).
+The values move as the tests act: failed AUTH by protocol and reason,
+successful logins, lockouts, bans (total and active), connections refused
+by a ban, relay denials, accepted messages, the queue size. Gauges are
+refreshed once a second, so the tests poll.
+
+AUTH failures come from 127.0.0.1 (in mynetworks, so in ignoreip: never
+banned); bans are provoked from 127.0.0.9 (maxretry 5, bantime 3).
+"""
+
+import time
+
+import pytest
+
+import bulwark_helpers as H
+
+CONF = {"intrusion_prevention": {"maxretry": 5, "findtime": 60, "bantime": 3, "bantime_max": 100}}
+
+REQUIRED = [
+    "bulwark_auth_failures_total",
+    "bulwark_auth_success_total",
+    "bulwark_lockouts_total",
+    "bulwark_bans_total",
+    "bulwark_bans_active",
+    "bulwark_connections_refused_total",
+    "bulwark_relay_denied_total",
+    "bulwark_messages_accepted_total",
+    "bulwark_queue_messages",
+]
+
+BAD_PW = 'bulwark_auth_failures_total{protocol="smtp",reason="bad_password"}'
+UNKNOWN = 'bulwark_auth_failures_total{protocol="smtp",reason="unknown_user"}'
+SUCCESS = 'bulwark_auth_success_total{protocol="smtp"}'
+REFUSED = 'bulwark_connections_refused_total{reason="banned"}'
+
+
+@pytest.fixture(scope="module")
+def mon(module_bulwark):
+    port, over = H.http_overrides(CONF)
+    d = module_bulwark(overrides=over, name="metrics")
+    d.http_port = port
+    return d
+
+
+def names(series):
+    return {k.split("{", 1)[0] for k in series}
+
+
+def value(series, name):
+    """Sum of every series of name (any labels)."""
+    return sum(v for k, v in series.items() if k == name or k.startswith(name + "{"))
+
+
+def test_metrics_refused_outside_mynetworks(mon):
+    for src in (H.UNTRUSTED, H.UNTRUSTED2):
+        r = H.http_get(mon.http_port, "/metrics", source=src)
+        assert r.status == 403, (src, r)
+        assert "bulwark_" not in r.text, r.text
+
+
+def test_metrics_served_to_mynetworks(mon):
+    r = H.http_get(mon.http_port, "/metrics", source=H.TRUSTED)
+    assert r.status == 200, r
+    assert r.headers.get("content-type", "").startswith("text/plain"), r.headers
+    series = H.parse_metrics(r.text)
+    missing = [n for n in REQUIRED if n not in names(series)]
+    assert not missing, f"missing {missing} in:\n{r.text}"
+    for n in REQUIRED:
+        assert f"# TYPE {n} " in r.text, f"no TYPE line for {n}"
+    assert all(v >= 0 for v in series.values()), series
+
+
+def test_auth_failure_and_success_counters(mon):
+    user = H.unique_user(mon, "mt")
+    before = H.metrics(mon.http_port)
+    H.assert_auth_refused(mon, user, "Wrong-Guess-metrics-1", source=H.TRUSTED)
+    H.wait_metric(mon.http_port, BAD_PW, lambda v: v == before.get(BAD_PW, 0) + 1)
+    H.assert_auth_refused(mon, "nosuch@example.test", "Wrong-Guess-metrics-2", source=H.TRUSTED)
+    H.wait_metric(mon.http_port, UNKNOWN, lambda v: v == before.get(UNKNOWN, 0) + 1)
+    H.assert_auth_ok(mon, user, source=H.TRUSTED)
+    H.wait_metric(mon.http_port, SUCCESS, lambda v: v == before.get(SUCCESS, 0) + 1)
+    after = H.metrics(mon.http_port)
+    assert after.get(BAD_PW) == before.get(BAD_PW, 0) + 1, (before, after)
+
+
+def test_lockout_counter(mon):
+    user = H.unique_user(mon, "ml")
+    before = value(H.metrics(mon.http_port), "bulwark_lockouts_total")
+    for i in range(3):
+        H.assert_auth_refused(mon, user, f"Wrong-Guess-lock-{i}", source=H.TRUSTED)
+    H.wait_metric(mon.http_port, "bulwark_lockouts_total", lambda v: v == before + 1)
+    locked = 'bulwark_auth_failures_total{protocol="smtp",reason="locked"}'
+    b = H.metric(mon.http_port, locked)
+    H.assert_auth_refused(mon, user, source=H.TRUSTED)
+    H.wait_metric(mon.http_port, locked, lambda v: v == b + 1)
+
+
+def test_ban_metrics(mon):
+    before = H.metrics(mon.http_port)
+    relay_before = value(before, "bulwark_relay_denied_total")
+    replies = H.relay_strikes(mon, H.UNTRUSTED, 5)
+    assert [r.code for r in replies] == [554] * 5, replies
+    H.wait_banned(mon, H.UNTRUSTED, timeout=2)
+    after = H.metrics(mon.http_port)
+    assert value(after, "bulwark_relay_denied_total") >= relay_before + 5, (before, after)
+    assert value(after, "bulwark_bans_total") == value(before, "bulwark_bans_total") + 1, after
+    assert after.get(REFUSED, 0) >= before.get(REFUSED, 0) + 3, after
+    H.wait_metric(mon.http_port, "bulwark_bans_active", lambda v: v >= 1, timeout=2.5)
+    # the ban ends after 3 s; the gauge follows
+    H.wait_served(mon, H.UNTRUSTED, timeout=10)
+    H.wait_metric(mon.http_port, "bulwark_bans_active", lambda v: v == 0, timeout=5)
+
+
+def test_messages_and_queue(mon):
+    before = H.metrics(mon.http_port)
+    acc = value(before, "bulwark_messages_accepted_total")
+    tok = H.assert_serves(mon, source=H.UNTRUSTED2, deliver=True)
+    H.wait_metric(mon.http_port, "bulwark_messages_accepted_total", lambda v: v >= acc + 1)
+    # a message to a remote domain waits in the queue (no outbound yet)
+    q0 = H.metric(mon.http_port, "bulwark_queue_messages")
+    H.send_one(mon.smtp_port, source=H.TRUSTED, rcpts=("far@remote.example",))
+    H.wait_metric(mon.http_port, "bulwark_queue_messages", lambda v: v >= q0 + 1, timeout=5)
+    assert tok
+
+
+def test_bulwarkctl_stats_prints_the_same(mon):
+    H.assert_auth_refused(mon, "nosuch@example.test", "Wrong-Guess-stats", source=H.TRUSTED)
+    time.sleep(1.2)
+    served = H.metrics(mon.http_port)
+    cp = H.ctl_ok(mon, "stats")
+    out = cp.stdout
+    for n in REQUIRED:
+        assert n in out, f"{n} not in bulwarkctl stats:\n{out}"
+    lines = [l for l in out.splitlines() if l.startswith("bulwark_")]
+    assert lines, out
+    # the same series, with the same values for counters nothing touches now
+    stats = H.parse_metrics("\n".join(lines))
+    assert set(served) <= set(stats), set(served) - set(stats)
+    assert stats.get(UNKNOWN) == served.get(UNKNOWN), (stats.get(UNKNOWN), served.get(UNKNOWN))
+
+
+def test_metrics_other_paths(mon):
+    r = H.http_get(mon.http_port, "/nosuch", source=H.TRUSTED)
+    assert r.status == 404, r
+    r = H.http_request(mon.http_port, "POST", "/metrics", body=b"x", source=H.TRUSTED)
+    assert r.status in (404, 405), r
