@@ -270,3 +270,155 @@ def terminate(proc, grace=10.0):
         proc.wait()
     except ProcessLookupError:
         pass
+
+
+# ---- helpers for bench/bench_auth.py (appended; nothing above changed) ----
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+def proc_sched_seconds(pid):
+    """On-CPU time of all PID's threads from /proc/PID/task/*/schedstat, in
+    seconds (nanosecond resolution, unlike the clock ticks of /proc/PID/stat;
+    threads that already exited are not counted); None if PID is gone."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    total = 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
+
+
+def percentile(values, p):
+    """Nearest-rank percentile P (0-100] of VALUES (which need not be sorted)."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(1, -(-len(s) * p // 100))  # ceil(n * p / 100), at least 1
+    return s[int(min(k, len(s))) - 1]
+
+
+def bound_socket(source, timeout):
+    """A TCP socket bound to SOURCE (an address, port chosen at connect time,
+    so that many short connections from one address do not run out of ports)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        if source:
+            sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((source, 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class SmtpClosed(BenchError):
+    """The server closed the connection where a reply was expected."""
+
+
+class SmtpLineClient:
+    """A minimal blocking SMTP client on a raw socket, optionally with
+    STARTTLS: no smtplib, so the time measured is the server's and the
+    network's, not a library's. Every read has the socket's timeout."""
+
+    def __init__(self, host, port, source=None, timeout=10.0):
+        self.sock = bound_socket(source, timeout)
+        try:
+            self.sock.connect((host, port))
+        except OSError:
+            self.sock.close()
+            raise
+        self.buf = b""
+
+    def read_reply(self):
+        """(code, [lines]) of one (possibly multi-line) reply."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                if len(self.buf) > 65536:
+                    raise BenchError(f"SMTP reply line too long: {self.buf[:80]!r}")
+                data = self.sock.recv(4096)
+                if not data:
+                    raise SmtpClosed(f"connection closed (after {lines!r} {self.buf[:80]!r})")
+                self.buf += data
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line)
+            if len(line) < 4 or line[3:4] != b"-":
+                try:
+                    return int(line[:3]), lines
+                except ValueError:
+                    raise BenchError(f"not an SMTP reply: {line[:80]!r}") from None
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, line):
+        self.sock.sendall(line.encode("ascii") + b"\r\n")
+        return self.read_reply()
+
+    def expect(self, line, want):
+        """Send LINE (None: just read), check the reply code is WANT."""
+        code, lines = self.cmd(line) if line is not None else self.read_reply()
+        if code != want:
+            raise BenchError(f"{line or 'greeting'}: expected {want}, got {lines!r}")
+        return lines
+
+    def starttls(self, ctx):
+        self.expect("STARTTLS", 220)
+        if self.buf:
+            raise BenchError(f"bytes after the STARTTLS reply: {self.buf[:80]!r}")
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=None)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def smtp_transaction(host, port, source, sender, rcpt, body, helo, timeout=30.0):
+    """One whole SMTP transaction as an MX sees it (connect, greeting, EHLO,
+    MAIL, RCPT, DATA, QUIT); returns the seconds from connect to the 221."""
+    t0 = time.perf_counter()
+    c = SmtpLineClient(host, port, source, timeout)
+    try:
+        c.expect(None, 220)
+        c.expect(f"EHLO {helo}", 250)
+        c.expect(f"MAIL FROM:<{sender}>", 250)
+        c.expect(f"RCPT TO:<{rcpt}>", 250)
+        c.expect("DATA", 354)
+        c.send(body)
+        c.expect(None, 250)
+        c.expect("QUIT", 221)
+    finally:
+        c.close()
+    return time.perf_counter() - t0
+
+
+def fetch_metrics(host, port, timeout=10.0):
+    """GET /metrics (Prometheus text) -> {'name{labels}': value}."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout) as r:
+        text = r.read().decode("utf-8", "replace")
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            continue
+    return out
+
+
+def metrics_sum(metrics, name):
+    """Sum of every series of metric NAME (all label sets)."""
+    return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))

@@ -107,3 +107,75 @@ class BulwarkInstance:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+# ---- for bench/bench_auth.py (appended; nothing above changed) ----
+
+AUTH_CONFIG = """\
+# bulwark AUTH-flood benchmark config (written by bench/bulwark_instance.py)
+hostname: mail.bench.test
+domains: [{domain}]
+data_dir: {data_dir}
+user: null
+log_level: {log_level}
+
+listen:
+  smtp: [127.0.0.1:{port}]
+  submission: [127.0.0.1:{submission_port}]
+  submissions: []
+  imap: []
+  imaps: []
+  http: [127.0.0.1:{http_port}]
+
+mynetworks: [127.0.0.1/32]
+
+smtp:
+  max_connections_per_ip: {max_conn_ip}
+  max_connections: {max_conn}
+  greet_pause_ms: 0
+
+intrusion_prevention:
+  ignoreip: [{ignoreip}]
+"""
+
+
+class AuthBenchInstance(BulwarkInstance):
+    """MX and submission (STARTTLS, AUTH) listeners and /metrics on free
+    loopback ports; only 127.0.0.1 trusted (mynetworks), IGNOREIP never
+    banned; one confirmed user with BENCH_PASSWORD."""
+
+    def __init__(self, tmp, port, submission_port, http_port, build_dir,
+                 ignoreip=("127.0.0.1/32",), max_conn=20000, max_conn_ip=1000,
+                 log_level="info"):
+        super().__init__(tmp, port, build_dir, max_conn=max_conn, log_level=log_level)
+        self.submission_port = submission_port
+        self.http_port = http_port
+        self.ignoreip = list(ignoreip)
+        self.max_conn_ip = max_conn_ip
+
+    def setup(self):
+        self.check_binaries()
+        os.makedirs(self.data_dir, 0o700, exist_ok=True)
+        with open(self.config, "w") as f:
+            f.write(AUTH_CONFIG.format(
+                domain=BENCH_DOMAIN, data_dir=self.data_dir, port=self.port,
+                submission_port=self.submission_port, http_port=self.http_port,
+                max_conn=self.max_conn, max_conn_ip=self.max_conn_ip,
+                log_level=self.log_level, ignoreip=", ".join(self.ignoreip)))
+        self._ctl("user", "add", BENCH_USER, "--confirmed", stdin=BENCH_PASSWORD + "\n")
+
+    def ctl(self, *args, stdin=None):
+        """bulwarkctl -c CONFIG ARGS: (exit status, stdout + stderr), never raises."""
+        try:
+            r = subprocess.run([self.bulwarkctl, "-c", self.config, *args], input=stdin,
+                               capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return -1, "timed out after 60s"
+        return r.returncode, (r.stdout + r.stderr).strip()
+
+    def ban_add(self, ip, seconds):
+        """bulwarkctl ban add IP --for SECONDS; BenchError if it fails."""
+        rc, out = self.ctl("ban", "add", ip, "--for", str(seconds))
+        if rc != 0:
+            raise BenchError(f"bulwarkctl ban add {ip} --for {seconds} failed ({rc}): {out}")
+        return out

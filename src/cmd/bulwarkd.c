@@ -40,7 +40,6 @@ struct daemon {
 	struct guard *guard;
 	struct directory *dir;
 	struct event *tick;
-	unsigned long ticks;
 	struct event *sigterm, *sigint, *stop_timer;
 	time_t stop_deadline;
 	bool stopping;
@@ -105,21 +104,12 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (directory_changed(d->dir) == 1)
 		guard_bans_reload(d->guard, now);
+	guard_bans_expire(d->guard, now);
 	guard_ban_stats(d->guard, now, &bs);
 	metrics_set("bulwark_bans_active", NULL, (double)bs.active);
+	metrics_set("bulwark_unbans_total", NULL, (double)bs.unbans);
 	metrics_set("bulwark_queue_messages", NULL, (double)queue_count(d->queue));
 	metrics_set("bulwark_smtp_sessions", NULL, (double)smtp_server_sessions(d->smtp));
-	if (d->ticks++ % 10 == 0) {
-		struct directory_stats st;
-
-		if (directory_stats(d->dir, (int64_t)now, &st) == 0) {
-			metrics_set("bulwark_lockouts_active", NULL, (double)st.locked);
-			metrics_set("bulwark_confirmations_requested_total", NULL,
-			    (double)st.confirmations_requested);
-			metrics_set("bulwark_confirmations_completed_total", NULL,
-			    (double)st.confirmations_completed);
-		}
-	}
 }
 
 static void

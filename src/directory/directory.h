@@ -220,6 +220,8 @@ void directory_ban_list_free(struct directory_ban **bans, size_t n);
 /*
  * Did another connection (bulwarkctl) commit since the last call on this
  * handle? (PRAGMA data_version) 1 yes, 0 no, -1 error. Cheap: poll it.
+ * The first call answers 0. Any other connection counts, the same
+ * process's other handles too (a worker recording a failed login).
  */
 int directory_changed(struct directory *dir);
 

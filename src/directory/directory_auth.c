@@ -119,15 +119,16 @@ auth_decide(struct directory *dir, const struct attempt *at,
 	if (locked_until > at->now) {
 		/*
 		 * The known-IP exception: the owner's usual IP is not locked out
-		 * by someone else's guesses, unless it made max failures itself
-		 * since the lock began.
+		 * by someone else's guesses, unless its own failures would have
+		 * locked the account: those that led to the lock (within the
+		 * window before it began) and those since.
 		 */
 		bool exempt = false;
 
 		locked = true;
 		if (out->known_ip) {
 			rc = be->failure_count(dir->store, u->address, at->ip,
-			    locked_until - duration);
+			    locked_until - duration - window);
 			if (rc < 0)
 				return -1;
 			exempt = max == 0 || rc < max;
@@ -177,8 +178,11 @@ auth_decide(struct directory *dir, const struct attempt *at,
 	if (be->failure_insert(dir->store, u->address, at->ip, at->fingerprint,
 	    sizeof(at->fingerprint), at->now) != 0)
 		return -1;
-	/* Rows older than the window decide nothing any more. */
-	if (be->failure_delete(dir->store, u->address, at->now - window) < 0)
+	/*
+	 * Rows older than this decide nothing any more: the repeat rule looks
+	 * one window back, the exception a window before the lock began.
+	 */
+	if (be->failure_delete(dir->store, u->address, at->now - window - duration) < 0)
 		return -1;
 	if (failed < INT32_MAX)
 		failed++;

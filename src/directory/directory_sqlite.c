@@ -218,7 +218,8 @@ sqlite_error(void *store)
 static int
 store_fail(struct sqlite_store *s, const char *what)
 {
-	snprintf(s->error, sizeof(s->error), "%s: %s", what, sqlite3_errmsg(s->db));
+	snprintf(s->error, sizeof(s->error), "%s: %s (code %d)", what, sqlite3_errmsg(s->db),
+	    sqlite3_extended_errcode(s->db));
 	return -1;
 }
 
@@ -325,6 +326,11 @@ make_data_dir(const char *data_dir, char **error_r)
  * Create the database file ourselves, mode 0600, before SQLite opens it:
  * SQLite would use 0644 and copies the file's mode to its -wal and -shm.
  * An existing file readable by others is tightened, and said so.
+ * An existing file is never opened here: close() on any descriptor of it
+ * drops every POSIX lock this process holds on it, including those of the
+ * SQLite connections other threads have open (the daemon opens one handle
+ * per worker), and a bulwarkctl closing meanwhile would then think itself
+ * the last user, checkpoint and remove the WAL under their feet.
  */
 static int
 make_db_file(const char *path, char **error_r)
@@ -332,20 +338,32 @@ make_db_file(const char *path, char **error_r)
 	struct stat st;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd == -1) {
-		if (asprintf(error_r, "cannot open %s: %s", path, strerror(errno)) < 0)
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd != -1) {
+		/* New, so nobody holds a lock on it yet. */
+		close(fd);
+		return 0;
+	}
+	if (errno != EEXIST)
+		goto fail;
+	if (lstat(path, &st) != 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		if (asprintf(error_r, "%s is not a regular file", path) < 0)
 			*error_r = NULL;
 		return -1;
 	}
-	if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
+	if ((st.st_mode & 077) != 0) {
 		log_warnx("event=db_mode_tightened path=%s mode=%03o", path,
 		    (unsigned)(st.st_mode & 0777));
-		if (fchmod(fd, st.st_mode & 0700) != 0)
+		if (chmod(path, st.st_mode & 0700) != 0)
 			log_warn("event=db_chmod_failed path=%s", path);
 	}
-	close(fd);
 	return 0;
+fail:
+	if (asprintf(error_r, "cannot open %s: %s", path, strerror(errno)) < 0)
+		*error_r = NULL;
+	return -1;
 }
 
 static int

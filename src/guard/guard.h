@@ -53,7 +53,8 @@ const char *guard_strike_name(enum guard_strike s);
 
 /*
  * Turn bans on: thresholds from cfg, bans persisted through dir (loop
- * thread's handle), loaded from it now. 0 ok, -1 store error.
+ * thread's handle), loaded from it now. cfg and dir must outlive the guard;
+ * dir NULL keeps bans in memory only. 0 ok, -1 store error.
  */
 int guard_bans_start(struct guard *guard, const struct config *cfg, struct directory *dir,
     time_t now);

@@ -8,6 +8,7 @@
  * with a random SipHash key so a client cannot choose colliding networks.
  */
 #include "guard/guard.h"
+#include "monitor/metrics.h"
 #include "guard/guard_private.h"
 
 #include <arpa/inet.h>
@@ -302,7 +303,7 @@ guard_ban_settle(struct guard_ban_state *st, struct guard_ban_entry *e, time_t n
 	e->active = false;
 	st->n_unbans++;
 	guard_net_text(&e->net, net, sizeof(net));
-	log_info("event=guard.unban network=%s reason=expired level=%d", net, (int)e->level);
+	log_info("event=guard.unban network=%s reason=expired", net);
 }
 
 enum guard_ban_keep {
@@ -485,6 +486,12 @@ guard_ban_impose(struct guard_ban_state *st, const struct guard_net *net, const 
 	log_info("event=guard.ban network=%s reason=%s evidence=%d level=%d duration=%lld"
 	    " expires=%s ip=%s", nettext, reason, evidence, level, (long long)duration,
 	    expires, ip);
+	{
+		char labels[64];
+
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+		metrics_inc("bulwark_bans_total", labels);
+	}
 	guard_ban_save(st, e);
 	return true;
 }
@@ -555,9 +562,10 @@ guard_ban_sync(struct guard_ban_state *st, time_t now, bool reload)
 		if (now_active) {
 			st->n_bans++;
 			guard_ban_time_text(e->expires, expires, sizeof(expires));
-			log_info("event=guard.ban network=%s reason=%s evidence=%d level=%d"
-			    " duration=%lld expires=%s source=store", nettext, esc, (int)e->evidence,
-			    (int)e->level, (long long)(e->expires - (int64_t)now), expires);
+			log_info("event=guard.ban network=%s reason=%s evidence=%d duration=%lld"
+			    " expires=%s source=store", nettext, esc, (int)e->evidence,
+			    (long long)(e->expires - (int64_t)now), expires);
+			metrics_inc("bulwark_bans_total", "reason=\"store\"");
 		} else {
 			st->n_unbans++;
 			log_info("event=guard.unban network=%s reason=manual", nettext);
@@ -1047,4 +1055,17 @@ guard_ban_strike_networks(const struct guard *guard, size_t *max_r)
 	if (max_r != NULL)
 		*max_r = guard->ban->strikes_max;
 	return guard->ban->strikes_n;
+}
+
+int
+guard_ban_strikes(const struct guard *guard, const struct sockaddr *sa, time_t now)
+{
+	const struct guard_ban_state *st = guard->ban;
+	struct guard_net key;
+	uint32_t idx;
+
+	if (st == NULL || st->index_cap == 0 || !guard_ban_net(sa, st->ipv6_prefix, &key))
+		return -1;
+	idx = st->index[guard_strike_pos(st, &key, guard_net_hash(st, &key))];
+	return idx == GUARD_NONE ? -1 : guard_strike_count(st, &st->strikes[idx], now);
 }

@@ -85,5 +85,7 @@ const char *guard_ban_last_decision(const struct guard *guard);
 
 /* Networks followed by the strike table now, and its bound. */
 size_t guard_ban_strike_networks(const struct guard *guard, size_t *max_r);
+/* Strikes of sa's network within findtime of now; -1 if it is not followed. */
+int guard_ban_strikes(const struct guard *guard, const struct sockaddr *sa, time_t now);
 
 #endif

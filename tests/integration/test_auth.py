@@ -173,6 +173,19 @@ def test_auth_login_with_initial_username(sub):
         c.close()
 
 
+def test_second_auth_refused(sub):
+    """RFC 4954: no AUTH after a successful AUTH in the same session."""
+    c = H.authed_session(sub, "alice@example.test")
+    try:
+        r = H.auth_plain(c, "bob@example.test", H.PASSWORD)
+        H.expect(r, 503, "5.5.1")
+        H.expect(c.cmd("MAIL FROM:<bob@example.test>"), 553, "5.7.1")
+        H.expect(c.cmd("MAIL FROM:<alice@example.test>"), 250)
+        c.quit()
+    finally:
+        c.close()
+
+
 def test_smtplib_login_starttls(sub):
     with H.smtp_client(sub.submission_port, source=H.UNTRUSTED) as s:
         s.ehlo()

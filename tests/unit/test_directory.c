@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,6 +223,80 @@ test_migrations_idempotent(void **state)
 	assert_string_equal(buf, "2:2");
 	db_query(f, "PRAGMA journal_mode", NULL, buf, sizeof(buf));
 	assert_string_equal(buf, "wal");
+}
+
+/*
+ * A database written by the first bulwark (schema 1 only) gets version 2's
+ * tables on open, and keeps its accounts: the account logs in.
+ */
+static void
+test_migration_from_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct directory_auth_outcome o;
+	char *error = NULL, buf[64];
+
+	add_user(f, "alice@example.test");
+	directory_free(&f->dir);
+	db_exec(f, "DROP TABLE tokens; DROP TABLE auth_failures; DROP TABLE known_ips;"
+	    " DROP TABLE bans; DROP TABLE settings; DELETE FROM schema_version WHERE version = 2");
+	db_query(f, "SELECT MAX(version) FROM schema_version", NULL, buf, sizeof(buf));
+	assert_string_equal(buf, "1");
+	if (directory_open(f->data_dir, &f->dir, &error) != 0)
+		fail_msg("reopen: %s", error);
+	db_query(f, "SELECT COUNT(*) || ':' || MAX(version) FROM schema_version",
+	    NULL, buf, sizeof(buf));
+	assert_string_equal(buf, "2:2");
+	db_query(f, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('tokens',"
+	    " 'auth_failures', 'known_ips', 'bans', 'settings')", NULL, buf, sizeof(buf));
+	assert_string_equal(buf, "5");
+	assert_int_equal(directory_auth(f->dir, &f->cfg, "alice@example.test", STRONG,
+	    "192.0.2.1", 1800000000, &o), 0);
+	assert_int_equal(o.result, DIRECTORY_AUTH_OK);
+}
+
+/*
+ * Opening a second handle in the same process (the daemon: one per worker)
+ * must not drop the first one's locks: a bulwarkctl closing its connection
+ * meanwhile would think itself the last, checkpoint and delete the WAL
+ * under the first handle (SQLITE_IOERR_SHORT_READ, seen in the daemon).
+ */
+static void
+test_second_handle_keeps_locks(void **state)
+{
+	struct fixture *f = *state;
+	struct directory *second = NULL;
+	char *error = NULL, wal[160];
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	add_user(f, "alice@example.test");
+	assert_int_equal(directory_user_exists(f->dir, "alice@example.test"), 1);
+	assert_int_equal(directory_open(f->data_dir, &second, &error), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", f->db_path);
+	assert_int_equal(stat(wal, &st), 0);
+	/*
+	 * Another process (bulwarkctl) opens, writes and closes: the sqlite3
+	 * shell, exec'd, since a forked child would share our SQLite's lock
+	 * bookkeeping.
+	 */
+	if (access("/usr/bin/sqlite3", X_OK) != 0)
+		skip();
+	if ((pid = fork()) == 0) {
+		execl("/usr/bin/sqlite3", "sqlite3", "-cmd", ".timeout 5000", f->db_path,
+		    "UPDATE users SET failed_logins = 1;", (char *)NULL);
+		_exit(127);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* We are still open: the WAL must still be there, and both handles read. */
+	assert_int_equal(stat(wal, &st), 0);
+	assert_int_equal(directory_user_exists(f->dir, "alice@example.test"), 1);
+	assert_int_equal(directory_user_exists(second, "alice@example.test"), 1);
+	directory_free(&second);
 }
 
 static void
@@ -705,6 +780,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_files_and_modes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_db_mode_tightened, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_add_table, setup, teardown),

@@ -424,7 +424,7 @@ test_network_text(void **state)
 		{ .ip = "2001:db8:1:2:3:4:5:6", .prefix = 127, .text = "2001:db8:1:2:3:4:5:6/127" },
 		{ .ip = "2001:db8:1:2:3:4:5:7", .prefix = 127, .text = "2001:db8:1:2:3:4:5:6/127" },
 		{ .ip = "::1", .prefix = 64, .text = "::/64" },
-		{ .ip = "::198.51.100.7", .prefix = 128, .text = "::c633:6407/128" },
+		{ .ip = "::198.51.100.7", .prefix = 128, .text = "::198.51.100.7/128" },   /* IPv4-compatible: IPv6 */
 		{ .ip = "fe80::1", .prefix = 64, .text = "fe80::/64" },
 		/* out of range: the default /64 */
 		{ .ip = "2001:db8:1:2:3:4:5:6", .prefix = 0, .text = "2001:db8:1:2::/64" },
@@ -623,6 +623,24 @@ test_memory_bound(void **state)
 		make_sa_net64(i, &other);
 		guard_strike(g, SA(other), GUARD_STRIKE_AUTH_FAILED, T0 + 4);
 	}
+	/* the index is whole after 200k evictions: every newest one is there */
+	assert_int_equal(guard_ban_strike_networks(g, NULL), GUARD_STRIKE_NETWORKS_MAX);
+	for (uint32_t i = n; i < n + GUARD_STRIKE_NETWORKS_MAX - 1; i++) {
+		struct sockaddr_storage other;
+
+		make_sa_net64(i, &other);
+		if (guard_ban_strikes(g, SA(other), T0 + 5) != 1)
+			fail_msg("network %u: %d strikes", i, guard_ban_strikes(g, SA(other), T0 + 5));
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct sockaddr_storage other;
+
+		make_sa_net64(i, &other);
+		if (i != n - 2 && guard_ban_strikes(g, SA(other), T0 + 5) != -1)
+			fail_msg("network %u still followed", i);
+	}
+	assert_int_equal(guard_ban_strikes(g, SA(ss), T0 + 5), 1);
+	assert_int_equal(guard_ban_strikes(g, SA(ss), T0 + 301), 0);
 	/* its strike and its login both survived: 1 + 19 strikes reach 20 */
 	for (int i = 0; i < 18; i++)
 		assert_false(guard_strike(g, SA(ss), GUARD_STRIKE_AUTH_FAILED, T0 + 5));
