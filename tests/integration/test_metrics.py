@@ -12,6 +12,7 @@ AUTH failures come from 127.0.0.1 (in mynetworks, so in ignoreip: never
 banned); bans are provoked from 127.0.0.9 (maxretry 5, bantime 3).
 """
 
+import re
 import time
 
 import pytest
@@ -148,9 +149,15 @@ def test_messages_and_queue(mon):
     tok = H.assert_serves(mon, source=H.UNTRUSTED2, deliver=True)
     H.wait_metric(mon.http_port, "bulwark_messages_accepted_total", lambda v: v >= acc + 1)
     # a message to a remote domain waits in the queue (no outbound yet)
-    q0 = H.metric(mon.http_port, "bulwark_queue_messages")
-    H.send_one(mon.smtp_port, source=H.TRUSTED, rcpts=("far@remote.example",))
-    H.wait_metric(mon.http_port, "bulwark_queue_messages", lambda v: v >= q0 + 1, timeout=5)
+    rtok, qid = H.send_one(mon.smtp_port, source=H.TRUSTED, rcpts=("far@remote.example",))
+    assert (mon.queue_dir() / qid).is_file(), qid
+
+    def spooled():
+        return len([p for p in mon.queue_dir().iterdir()
+                    if p.is_file() and re.fullmatch(r"[0-9a-f]{16}", p.name)])
+    # the gauge settles on the number of messages in the spool (>= 1: ours waits)
+    H.wait_until(lambda: H.metric(mon.http_port, "bulwark_queue_messages") == spooled() >= 1,
+                 timeout=5, what="bulwark_queue_messages == messages in the spool")
     assert tok
 
 

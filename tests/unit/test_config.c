@@ -1120,7 +1120,9 @@ test_production_example(void **state)
 	assert_int_equal(listen_port(&cfg->listen.submissions.v[0]), 465);
 	assert_int_equal(listen_port(&cfg->listen.imap.v[0]), 143);
 	assert_int_equal(listen_port(&cfg->listen.imaps.v[0]), 993);
-	assert_int_equal(listen_port(&cfg->listen.http.v[0]), 443);
+	/* plain HTTP behind an HTTPS reverse proxy (see the file) */
+	assert_int_equal(listen_port(&cfg->listen.http.v[0]), 8080);
+	assert_string_equal(cfg->http.public_url, "https://mail.example.org");
 	assert_string_equal(cfg->data_dir, "/var/lib/bulwark");
 	assert_string_equal(cfg->user, "bulwark");
 	assert_non_null(strstr(cfg->tls_cert, "/etc/letsencrypt/"));
