@@ -38,6 +38,7 @@ bench:
 	@BULWARK_DEPS_BENCH=1 scripts/deps.sh
 	@$(MAKE) --no-print-directory build
 	$(PYTHON) bench/bench_smtp.py
+	$(PYTHON) bench/bench_auth.py
 
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DBULWARK_FUZZ=ON -DBULWARK_TESTS=OFF -DBULWARK_SANITIZE=ON >/dev/null

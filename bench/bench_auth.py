@@ -49,8 +49,8 @@ import time
 sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import (BENCH_DOMAIN, BENCH_USER, BenchError, SmtpClosed,  # noqa: E402
-                      SmtpLineClient, bound_socket, count_files, fetch_metrics, free_port, log,
+from benchlib import (BENCH_DOMAIN, BENCH_USER, SMTP_STEPS, BenchError,  # noqa: E402
+                      SmtpClosed, SmtpLineClient, bound_socket, count_files, fetch_metrics, free_port, log,
                       metrics_sum, percentile, proc_cpu_seconds, proc_sched_seconds,
                       proc_status_kb, raise_nofile, read_tail, smtp_transaction, wait_for_port)
 from bulwark_instance import AuthBenchInstance  # noqa: E402
@@ -336,9 +336,10 @@ def message(i):
             + ".\r\n").encode()
 
 
-def transactions(bw, n, label, timeout, first=0):
+def transactions(bw, n, label, timeout, first=0, steps=None):
     """N sequential transactions from CLIENT to the MX port; their latencies
-    in seconds. Stops early (returns fewer) when TIMEOUT seconds are used up."""
+    in seconds (STEPS, a list, gets each one's steps). Stops early (returns
+    fewer) when TIMEOUT seconds are used up."""
     lat = []
     deadline = time.monotonic() + timeout
     for i in range(n):
@@ -347,7 +348,7 @@ def transactions(bw, n, label, timeout, first=0):
             break
         try:
             lat.append(smtp_transaction("127.0.0.1", bw.port, CLIENT, SENDER, BENCH_USER,
-                                        message(first + i), HELO, timeout=30))
+                                        message(first + i), HELO, timeout=30, steps=steps))
         except (OSError, BenchError) as e:
             raise BenchError(f"{label}: transaction {i + 1} from {CLIENT} failed: "
                              f"{type(e).__name__}: {e}"
@@ -417,10 +418,17 @@ def ban_sources(bw, sources, method):
     return used
 
 
-def summarize(lat):
-    return {"n": len(lat), "p50_ms": percentile(lat, 50) * 1000,
-            "p99_ms": percentile(lat, 99) * 1000, "max_ms": max(lat) * 1000 if lat else float("nan"),
-            "mean_ms": sum(lat) / len(lat) * 1000 if lat else float("nan")}
+def summarize(lat, steps=None):
+    res = {"n": len(lat), "p50_ms": percentile(lat, 50) * 1000,
+           "p99_ms": percentile(lat, 99) * 1000, "max_ms": max(lat) * 1000 if lat else float("nan"),
+           "mean_ms": sum(lat) / len(lat) * 1000 if lat else float("nan")}
+    if steps:
+        cols = list(zip(*steps))
+        res["steps"] = {name: {"p50_ms": percentile(c, 50) * 1000,
+                               "p99_ms": percentile(c, 99) * 1000,
+                               "max_ms": max(c) * 1000}
+                        for name, c in zip(SMTP_STEPS, cols)}
+    return res
 
 
 def totals(results, kind):
@@ -476,8 +484,9 @@ def flood_phase(bw, args, tmp):
                              f"exited during the ramp-up: {att.stop()}")
         log(f"flood: {len(att.procs)} attackers running; measuring {args.transactions} "
             f"transactions from {CLIENT}")
+        steps = []
         lat = transactions(bw, args.transactions, "flood", args.phase_timeout,
-                           first=args.warmup + args.transactions)
+                           first=args.warmup + args.transactions, steps=steps)
         if att.running() < len(att.procs):
             log(f"flood: warning: only {att.running()}/{len(att.procs)} attackers still running")
         results = att.stop()
@@ -488,7 +497,7 @@ def flood_phase(bw, args, tmp):
     cpu1 = daemon_cpu(bw.pid)
     m1 = try_metrics(bw)
     g, b = totals(results, "guess"), totals(results, "banned")
-    res = {"latency": summarize(lat), "seconds": seconds, "guessers": g, "banned": b,
+    res = {"latency": summarize(lat, steps), "seconds": seconds, "guessers": g, "banned": b,
            "daemon_cpu_s": (cpu1[0] - cpu0[0]) if None not in (cpu0[0], cpu1[0]) else None,
            "hwm_mb": (proc_status_kb(bw.pid, "VmHWM") or 0) / 1024}
     res["auth_per_s"] = g["attempts"] / g["seconds"] if g["seconds"] else 0.0
@@ -625,6 +634,17 @@ def print_report(r):
         fb = fl["latency"]
         out.append(f"{'with flood':<22}{fb['p50_ms']:>10.2f}{fb['p99_ms']:>10.2f}"
                    f"{fb['max_ms']:>10.2f}{fb['mean_ms']:>10.2f}")
+        if "steps" in base and "steps" in fb:
+            out.append("by step, p50/p99 ms without -> with flood (\"message\": the data, "
+                       "up to the 250 after the dot):")
+            out.append("  " + "  ".join(
+                f"{n} {base['steps'][n]['p50_ms']:.2f}/{base['steps'][n]['p99_ms']:.2f}"
+                f" -> {fb['steps'][n]['p50_ms']:.2f}/{fb['steps'][n]['p99_ms']:.2f}"
+                for n in SMTP_STEPS[:4]))
+            out.append("  " + "  ".join(
+                f"{n} {base['steps'][n]['p50_ms']:.2f}/{base['steps'][n]['p99_ms']:.2f}"
+                f" -> {fb['steps'][n]['p50_ms']:.2f}/{fb['steps'][n]['p99_ms']:.2f}"
+                for n in SMTP_STEPS[4:]))
         g, b = fl["guessers"], fl["banned"]
         out.append(f"flood ({r['args']['flood']}, attackers at nice {r['args']['attacker_nice']}): "
                    f"{g['processes']} guessers: {g['attempts']} AUTH attempts, "
@@ -720,9 +740,10 @@ def main(argv):
 
         if args.warmup:
             transactions(bw, args.warmup, "warm-up", args.phase_timeout)
+        steps = []
         lat = transactions(bw, args.transactions, "baseline", args.phase_timeout,
-                           first=args.warmup)
-        report["baseline"] = summarize(lat)
+                           first=args.warmup, steps=steps)
+        report["baseline"] = summarize(lat, steps)
         log(f"baseline: p50 {report['baseline']['p50_ms']:.2f} ms, "
             f"p99 {report['baseline']['p99_ms']:.2f} ms")
 

@@ -383,23 +383,34 @@ class SmtpLineClient:
             pass
 
 
-def smtp_transaction(host, port, source, sender, rcpt, body, helo, timeout=30.0):
+SMTP_STEPS = ("connect", "greeting", "EHLO", "MAIL", "RCPT", "DATA", "message", "QUIT")
+
+
+def smtp_transaction(host, port, source, sender, rcpt, body, helo, timeout=30.0, steps=None):
     """One whole SMTP transaction as an MX sees it (connect, greeting, EHLO,
-    MAIL, RCPT, DATA, QUIT); returns the seconds from connect to the 221."""
-    t0 = time.perf_counter()
+    MAIL, RCPT, DATA, QUIT); returns the seconds from connect to the 221.
+    STEPS, if a list, gets the seconds of each step of SMTP_STEPS appended
+    (the "message" step ends with the 250 after the final dot)."""
+    t = [time.perf_counter()]
     c = SmtpLineClient(host, port, source, timeout)
     try:
+        t.append(time.perf_counter())
         c.expect(None, 220)
-        c.expect(f"EHLO {helo}", 250)
-        c.expect(f"MAIL FROM:<{sender}>", 250)
-        c.expect(f"RCPT TO:<{rcpt}>", 250)
-        c.expect("DATA", 354)
+        t.append(time.perf_counter())
+        for line, want in ((f"EHLO {helo}", 250), (f"MAIL FROM:<{sender}>", 250),
+                           (f"RCPT TO:<{rcpt}>", 250), ("DATA", 354)):
+            c.expect(line, want)
+            t.append(time.perf_counter())
         c.send(body)
         c.expect(None, 250)
+        t.append(time.perf_counter())
         c.expect("QUIT", 221)
+        t.append(time.perf_counter())
     finally:
         c.close()
-    return time.perf_counter() - t0
+    if steps is not None:
+        steps.append([b - a for a, b in zip(t, t[1:])])
+    return t[-1] - t[0]
 
 
 def fetch_metrics(host, port, timeout=10.0):

@@ -503,3 +503,20 @@ def test_fail2ban_postfix_auth_filter_matches_every_failure(bulwark):
     assert len(ips) == failures, f"fail2ban matched {len(ips)} lines, {failures} failed AUTHs\n{d.log_tail(60)}"
     assert set(ips) == {H.UNTRUSTED}, ips
     H.ctl_ok(d, "user", "unlock", victim)
+
+
+# ---------------------------------------------------------------- regression
+
+
+def test_bulwarkctl_while_running_keeps_auth_and_lookups_working(sub):
+    """bulwarkctl opening and closing the database while the daemon runs
+    (after the daemon's worker threads opened their own handles) must not
+    break the daemon's handles: it once deleted the WAL under them, and every
+    later AUTH got 454 4.7.0 and every RCPT 451 4.3.0."""
+    for i in range(4):
+        H.assert_auth_ok(sub, "alice@example.test")
+        H.ctl_ok(sub, "user", "list")
+        user = H.unique_user(sub, f"w{i}")
+        H.assert_auth_ok(sub, user)
+        H.assert_serves(sub, source=H.UNTRUSTED2)
+    assert not H.log_lines(sub, "directory_error"), H.log_lines(sub, "directory_error")
