@@ -1,7 +1,7 @@
 # bulwark: the two commands of the README, and the rest of the contract.
 #   make run    install what is missing, build, start on etc/bulwark.yaml
 #   make test   install what is missing, ASan+UBSan build, unit + integration tests
-.PHONY: all deps build build-asan run test unit integration bench fuzz clean
+.PHONY: all deps build build-asan build-vg run test unit integration bench fuzz clean
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON ?= /usr/bin/python3
@@ -16,6 +16,10 @@ build:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBULWARK_TESTS=OFF >/dev/null
 	@cmake --build build -j$(JOBS)
 
+build-vg:
+	@cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=Debug -DBULWARK_TESTS=OFF >/dev/null
+	@cmake --build build-vg -j$(JOBS)
+
 build-asan:
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBULWARK_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j$(JOBS)
@@ -27,8 +31,8 @@ run: deps build
 unit: build-asan
 	cd build-asan && ctest --output-on-failure
 
-integration: build-asan
-	BULWARK_BUILD=build-asan $(PYTHON) -m pytest -q tests/integration
+integration: build-asan build-vg
+	BULWARK_BUILD=build-asan BULWARK_VG_BUILD=build-vg $(PYTHON) -m pytest -q tests/integration
 
 test: deps
 	@$(MAKE) --no-print-directory unit
@@ -46,4 +50,4 @@ fuzz: deps
 	@scripts/fuzz.sh build-fuzz/fuzz 60
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-vg build-fuzz
