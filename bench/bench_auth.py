@@ -50,9 +50,10 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib import (BENCH_DOMAIN, BENCH_USER, SMTP_STEPS, BenchError,  # noqa: E402
-                      SmtpClosed, SmtpLineClient, bound_socket, count_files, fetch_metrics, free_port, log,
-                      metrics_sum, percentile, proc_cpu_seconds, proc_sched_seconds,
-                      proc_status_kb, raise_nofile, read_tail, smtp_transaction, wait_for_port)
+                      SmtpClosed, SmtpLineClient, bound_socket, count_files, fetch_metrics,
+                      free_port, log, metrics_sum, percentile, proc_cpu_seconds,
+                      proc_sched_seconds, proc_status_kb, raise_nofile, read_tail,
+                      smtp_transaction, wait_for_port)
 from bulwark_instance import AuthBenchInstance  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -775,8 +776,9 @@ def main(argv):
                 json.dump(report, f, indent=2)
         if args.strict and not ok:
             status = 1
-    except (BenchError, Interrupted, KeyboardInterrupt) as e:
-        print(f"bench_auth.py: {e or type(e).__name__}", file=sys.stderr)
+    except (BenchError, OSError, Interrupted, KeyboardInterrupt) as e:
+        print(f"bench_auth.py: {type(e).__name__ + ': ' if isinstance(e, OSError) else ''}"
+              f"{e or type(e).__name__}", file=sys.stderr)
         if "baseline" in report:
             print_report(report)
         status = 130 if isinstance(e, (Interrupted, KeyboardInterrupt)) else 1

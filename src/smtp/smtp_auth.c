@@ -118,38 +118,59 @@ smtp_auth_work(void *arg)
 	}
 }
 
+/*
+ * Log a failed login: bulwark's own line, and (for the client's failures,
+ * not our store's) the line fail2ban's stock postfix filter matches, a
+ * strike and the metric. out is NULL for a malformed SASL exchange.
+ */
 static void
-smtp_auth_log_failure(struct smtp_session *s, const struct smtp_auth_job *job)
+smtp_auth_fail(struct smtp_session *s, const char *mech, const char *user, size_t userlen,
+    const char *reason, const struct directory_auth_outcome *out)
 {
-	char user[LOG_ESCAPE_MAX];
-	const char *reason = directory_auth_result_name(job->out.result);
-	char labels[96];
+	char u[LOG_ESCAPE_MAX], labels[96];
 
-	log_escape(user, sizeof(user), job->user, strlen(job->user));
-	log_warnx("event=auth.failure session=%s client=%s protocol=smtp mechanism=%s account=%s "
-	    "reason=%s counted=%s failed_logins=%d locked=%s known_ip=%s",
-	    s->id, s->ip, job->mech, user, reason, job->out.counted ? "yes" : "no",
-	    job->out.failed_logins, job->out.locked_until > time(NULL) ? "yes" : "no",
-	    job->out.known_ip ? "yes" : "no");
-	/* fail2ban's stock postfix filter (mode=auth) matches this line. */
-	log_warnx("unknown[%s]: SASL %s authentication failed: session=%s", s->ip, job->mech, s->id);
-	if (job->out.locked_now)
-		log_warnx("event=auth.lockout session=%s client=%s account=%s failed_logins=%d until=%lld",
-		    s->id, s->ip, user, job->out.failed_logins, (long long)job->out.locked_until);
+	log_escape(u, sizeof(u), user, userlen);
+	if (out != NULL)
+		log_warnx("event=auth.failure session=%s client=%s protocol=smtp mechanism=%s account=%s "
+		    "reason=%s counted=%s failed_logins=%d locked=%s known_ip=%s",
+		    s->id, s->ip, mech, u, reason, out->counted ? "yes" : "no",
+		    out->failed_logins, out->locked_until > time(NULL) ? "yes" : "no",
+		    out->known_ip ? "yes" : "no");
+	else
+		log_warnx("event=auth.failure session=%s client=%s protocol=smtp mechanism=%s account=%s "
+		    "reason=%s", s->id, s->ip, mech, u, reason);
 	snprintf(labels, sizeof(labels), "protocol=\"smtp\",reason=\"%s\"", reason);
 	metrics_inc("bulwark_auth_failures_total", labels);
-	if (job->out.locked_now)
+	if (out != NULL && out->result == DIRECTORY_AUTH_ERROR)
+		return;   /* our failure, not the client's: no ban, no fail2ban line */
+	/* fail2ban's stock postfix filter (mode=auth) matches this line. */
+	log_warnx("unknown[%s]: SASL %s authentication failed: session=%s", s->ip, mech, s->id);
+	if (out != NULL && out->locked_now) {
+		log_warnx("event=auth.lockout session=%s client=%s account=%s failed_logins=%d until=%lld",
+		    s->id, s->ip, u, out->failed_logins, (long long)out->locked_until);
 		metrics_inc("bulwark_lockouts_total", NULL);
+	}
+	smtp_session_strike(s, GUARD_STRIKE_AUTH_FAILED);
 }
 
-/* Loop thread: answer the client. */
+/* Loop thread: answer the client (the reply before any strike can hang up). */
 static void
 smtp_auth_done(void *arg)
 {
 	struct smtp_auth_job *job = arg;
 	struct smtp_session *s = job->s;
+	const char *reason = directory_auth_result_name(job->out.result);
 
 	s->async_pending = false;
+	if (s->dead) {
+		/* Logged and struck even if the client already hung up. */
+		if (job->out.result != DIRECTORY_AUTH_OK)
+			smtp_auth_fail(s, job->mech, job->user, strlen(job->user), reason, &job->out);
+		smtp_session_free(&s);
+		free(job);
+		return;
+	}
+	smtp_session_enter_state(s, SMTP_STATE_HELO);
 	if (job->out.result == DIRECTORY_AUTH_OK) {
 		char user[LOG_ESCAPE_MAX];
 
@@ -162,22 +183,13 @@ smtp_auth_done(void *arg)
 		metrics_inc("bulwark_auth_success_total", "protocol=\"smtp\"");
 		guard_auth_success(s->srv->deps.guard, (struct sockaddr *)&s->peer, time(NULL));
 		smtp_session_reply(s, "235 2.7.0 Authentication successful");
-	} else {
-		smtp_auth_log_failure(s, job);
-		if (job->out.result != DIRECTORY_AUTH_ERROR)
-			guard_strike(s->srv->deps.guard, (struct sockaddr *)&s->peer,
-			    GUARD_STRIKE_AUTH_FAILED, time(NULL));
-	}
-	if (s->dead) {
-		smtp_session_free(&s);
-		free(job);
-		return;
-	}
-	smtp_session_enter_state(s, SMTP_STATE_HELO);
-	if (job->out.result == DIRECTORY_AUTH_ERROR)
+	} else if (job->out.result == DIRECTORY_AUTH_ERROR) {
 		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure");
-	else if (job->out.result != DIRECTORY_AUTH_OK)
+		smtp_auth_fail(s, job->mech, job->user, strlen(job->user), reason, &job->out);
+	} else {
 		smtp_session_reply_error(s, "535 5.7.8 Authentication credentials invalid");
+		smtp_auth_fail(s, job->mech, job->user, strlen(job->user), reason, &job->out);
+	}
 	free(job);
 	if (s->state == SMTP_STATE_CLOSING)
 		return;
@@ -261,13 +273,11 @@ smtp_auth_plain(struct smtp_session *s, const char *b64, size_t len)
 	if (ulen == 0 || ulen >= AUTH_FIELD_MAX || plen == 0 || plen >= AUTH_FIELD_MAX ||
 	    memchr(pass, '\0', plen) != NULL || (zlen > 0 && strcasecmp(authz, user) != 0)) {
 		/* Proxy authorisation (authzid != authcid) is not offered. */
-		char u[LOG_ESCAPE_MAX];
-
-		log_info("event=auth.failure session=%s client=%s protocol=smtp mechanism=PLAIN "
-		    "account=%s reason=malformed", s->id, s->ip, log_escape(u, sizeof(u), user, ulen));
-		sodium_memzero(buf, sizeof(buf));
 		smtp_session_enter_state(s, SMTP_STATE_HELO);
 		smtp_session_reply_error(s, "535 5.7.8 Authentication credentials invalid");
+		smtp_auth_fail(s, "PLAIN", user, ulen < AUTH_FIELD_MAX ? ulen : AUTH_FIELD_MAX, "malformed",
+		    NULL);
+		sodium_memzero(buf, sizeof(buf));
 		return;
 	}
 	smtp_auth_submit(s, "PLAIN", user, ulen, pass, plen);

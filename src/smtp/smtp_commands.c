@@ -257,6 +257,11 @@ rcpt_reject(struct smtp_session *s, const char *to, const char *reason, const ch
 
 	log_info("event=smtp.reject session=%s client=%s queue_id=%s stage=rcpt from=<%s> to=<%s> reason=%s reply=\"%s\"",
 	    s->id, s->ip, s->qid, s->sender_log, log_escape(esc, sizeof(esc), to, strlen(to)), reason, reply);
+	/* The reply first, so a client that this strike bans still hears why. */
+	if (reply[0] == '4')
+		smtp_session_reply(s, "%s", reply);
+	else
+		smtp_session_reply_error(s, "%s", reply);
 	if (strcmp(reason, "relay_denied") == 0 || strcmp(reason, "address_literal") == 0) {
 		metrics_inc("bulwark_relay_denied_total", NULL);
 		smtp_session_strike(s, GUARD_STRIKE_RELAY_DENIED);
@@ -264,10 +269,6 @@ rcpt_reject(struct smtp_session *s, const char *to, const char *reason, const ch
 		metrics_inc("bulwark_messages_rejected_total", "reason=\"unknown_user\"");
 		smtp_session_strike(s, GUARD_STRIKE_UNKNOWN_RECIPIENT);
 	}
-	if (reply[0] == '4')
-		smtp_session_reply(s, "%s", reply);
-	else
-		smtp_session_reply_error(s, "%s", reply);
 }
 
 /* A local-domain recipient: its user or alias must exist (no backscatter later). */

@@ -258,8 +258,8 @@ void
 smtp_session_strike(struct smtp_session *s, int what)
 {
 	if (guard_strike(s->srv->deps.guard, (struct sockaddr *)&s->peer,
-	    (enum guard_strike)what, time(NULL)) && s->state != SMTP_STATE_CLOSING &&
-	    !s->async_pending) {
+	    (enum guard_strike)what, time(NULL)) && s->bev != NULL &&
+	    s->state != SMTP_STATE_CLOSING && !s->async_pending) {
 		smtp_session_reply(s, "421 4.7.0 %s Too many errors from your address, closing",
 		    s->cfg->hostname);
 		smtp_session_close(s);
