@@ -30,7 +30,8 @@
 #include "queue/queue.h"
 #include "smtp/smtp_server.h"
 
-#define BULWARK_WORKERS 32
+#define BULWARK_WORKERS 32      /* storage: mostly asleep in fsync barriers */
+#define BULWARK_AUTH_NICE 10    /* argon2id checks yield the CPU to the loop */
 
 struct daemon {
 	struct event_base *base;
@@ -109,6 +110,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	metrics_set("bulwark_bans_active", NULL, (double)bs.active);
 	metrics_set("bulwark_unbans_total", NULL, (double)bs.unbans);
 	metrics_set("bulwark_queue_messages", NULL, (double)queue_count(d->queue));
+	metrics_set("bulwark_lockdown", NULL, queue_lockdown(d->queue) ? 1 : 0);
 	metrics_set("bulwark_smtp_sessions", NULL, (double)smtp_server_sessions(d->smtp));
 }
 
@@ -138,7 +140,7 @@ static void
 prepare_data_dir(const struct config *cfg, const struct passwd *pw)
 {
 	static const char *const subdirs[] = { "", "/queue", "/queue/tmp", "/queue/incoming",
-	    "/mail", "/tls" };
+	    "/queue/hold", "/mail", "/tls" };
 	static const char *const files[] = { "/bulwark.db", "/bulwark.db-wal", "/bulwark.db-shm",
 	    "/tls/key.pem", "/tls/cert.pem" };
 	char path[PATH_MAX];
@@ -191,7 +193,7 @@ main(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct directory *dir = NULL;
 	struct guard *guard = NULL;
-	struct pool *pool = NULL;
+	struct pool *pool = NULL, *auth_pool = NULL;
 	struct http_server *http = NULL;
 	SSL_CTX *tls = NULL;
 	struct audit_count audit = { 0 };
@@ -271,7 +273,16 @@ main(int argc, char **argv)
 	metrics_describe_defaults();
 	if (directory_open(cfg->data_dir, &dir, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "directory");
-	if ((pool = pool_new(d.base, BULWARK_WORKERS)) == NULL ||
+	{
+		/* Half the CPUs (at least one) for password checks: an AUTH flood
+		 * queues there and never delays spool commits or the loop. */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		int nauth = ncpu > 1 ? (int)(ncpu / 2) : 1;
+
+		if ((auth_pool = pool_new(d.base, nauth, BULWARK_AUTH_NICE)) == NULL)
+			fatalx("event=start.error reason=\"out of memory\"");
+	}
+	if ((pool = pool_new(d.base, BULWARK_WORKERS, 0)) == NULL ||
 	    (d.queue = queue_new(d.base, pool, cfg)) == NULL)
 		fatalx("event=start.error reason=\"out of memory\"");
 	if (queue_start(d.queue, &error) == -1)
@@ -280,7 +291,7 @@ main(int argc, char **argv)
 		fatalx("event=start.error reason=\"cannot load bans\"");
 	d.guard = guard;
 	d.dir = dir;
-	smtp_server_attach(d.smtp, dir, d.queue, pool);
+	smtp_server_attach(d.smtp, dir, d.queue, auth_pool);
 	if (http_server_start(http, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "http");
 	{
@@ -315,6 +326,7 @@ main(int argc, char **argv)
 
 	/* Order matters: the pool's last callbacks still use sessions and the queue. */
 	http_server_free(&http);
+	pool_free(&auth_pool);
 	pool_free(&pool);
 	smtp_server_free(&d.smtp);
 	queue_free(&d.queue);

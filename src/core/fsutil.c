@@ -79,18 +79,25 @@ int
 fs_write_file_durable(const char *dir, const char *name, const void *buf,
     size_t len, mode_t mode)
 {
+	return fs_write_file_durable_owned(dir, name, buf, len, mode, (uid_t)-1, (gid_t)-1);
+}
+
+int
+fs_write_file_durable_owned(const char *dir, const char *name, const void *buf,
+    size_t len, mode_t mode, uid_t uid, gid_t gid)
+{
 	char tmp[PATH_MAX], final[PATH_MAX];
 	int fd, saved;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp) ||
-	    (size_t)snprintf(final, sizeof(final), "%s/%s", dir, name) >= sizeof(final)) {
-		errno = ENAMETOOLONG;
+	if (fs_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) == -1 ||
+	    fs_path(final, sizeof(final), "%s/%s", dir, name) == -1)
 		return -1;
-	}
 	(void)unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd == -1)
 		return -1;
+	if (uid != (uid_t)-1 && fchown(fd, uid, gid) == -1)
+		goto fail;
 	if (fs_write_all(fd, buf, len) == -1 || fsync(fd) == -1)
 		goto fail;
 	if (close(fd) == -1) {

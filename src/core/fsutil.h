@@ -20,6 +20,9 @@ int fs_fsync_dir(const char *dir);
  */
 int fs_write_file_durable(const char *dir, const char *name, const void *buf,
     size_t len, mode_t mode);
+/* The same, the file owned by uid:gid ((uid_t)-1: leave it to the caller's). */
+int fs_write_file_durable_owned(const char *dir, const char *name, const void *buf,
+    size_t len, mode_t mode, uid_t uid, gid_t gid);
 /* Read a whole file (NUL-terminated for convenience). 0 ok, -1 errno. */
 int fs_read_file(const char *path, char **buf_r, size_t *len_r, size_t max);
 /* snprintf into a path buffer; -1 (errno ENAMETOOLONG) when it does not fit. */

@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -25,8 +27,10 @@ struct pool_list {
 };
 
 struct pool {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;        /* todo list and stopping */
+	pthread_mutex_t done_lock;   /* finished list: the loop takes only this one */
 	pthread_cond_t cond;
+	int nice;                    /* workers' scheduling niceness */
 	struct pool_list todo, finished;
 	bool stopping;
 	size_t pending;          /* loop thread only */
@@ -61,6 +65,10 @@ pool_worker(void *arg)
 {
 	struct pool *pool = arg;
 
+	/* Linux: niceness is per thread; CPU-heavy pools yield to the loop. */
+	if (pool->nice != 0)
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), pool->nice);
+
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
 		struct pool_job *job = pool->todo.head;
@@ -79,11 +87,14 @@ pool_worker(void *arg)
 
 		job->work(job->arg);
 
-		pthread_mutex_lock(&pool->lock);
+		pthread_mutex_lock(&pool->done_lock);
 		was_empty = pool->finished.head == NULL;
 		pool_list_push(&pool->finished, job);
+		pthread_mutex_unlock(&pool->done_lock);
+		/* Never a system call under a lock the loop takes. */
 		if (was_empty)
 			(void)!write(pool->wake[1], "x", 1);
+		pthread_mutex_lock(&pool->lock);
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -98,9 +109,9 @@ pool_run_finished(struct pool *pool)
 
 	while (read(pool->wake[0], buf, sizeof(buf)) > 0)
 		;
-	pthread_mutex_lock(&pool->lock);
+	pthread_mutex_lock(&pool->done_lock);
 	job = pool_list_take_all(&pool->finished);
-	pthread_mutex_unlock(&pool->lock);
+	pthread_mutex_unlock(&pool->done_lock);
 	for (; job != NULL; job = next) {
 		next = job->next;
 		pool->pending--;
@@ -117,14 +128,16 @@ pool_wake_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct pool *
-pool_new(struct event_base *base, int nthreads)
+pool_new(struct event_base *base, int nthreads, int nice)
 {
 	struct pool *pool = calloc(1, sizeof(*pool));
 
 	if (pool == NULL)
 		return NULL;
 	pool->wake[0] = pool->wake[1] = -1;
+	pool->nice = nice;
 	pthread_mutex_init(&pool->lock, NULL);
+	pthread_mutex_init(&pool->done_lock, NULL);
 	pthread_cond_init(&pool->cond, NULL);
 	if (pipe2(pool->wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		goto fail;
@@ -193,6 +206,7 @@ pool_free(struct pool **poolp)
 	if (pool->wake[1] != -1)
 		close(pool->wake[1]);
 	pthread_mutex_destroy(&pool->lock);
+	pthread_mutex_destroy(&pool->done_lock);
 	pthread_cond_destroy(&pool->cond);
 	free(pool->threads);
 	free(pool);

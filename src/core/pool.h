@@ -13,8 +13,12 @@ struct pool;
 
 typedef void pool_fn(void *arg);
 
-/* Start nthreads workers whose completions are run on base. NULL on failure. */
-struct pool *pool_new(struct event_base *base, int nthreads);
+/*
+ * Start nthreads workers whose completions are run on base, at the given
+ * niceness (0 normal; CPU-heavy pools use a positive value so the event
+ * loop keeps its CPU). NULL on failure.
+ */
+struct pool *pool_new(struct event_base *base, int nthreads, int nice);
 /*
  * Queue a job. work runs on a worker thread (must not touch loop state);
  * done (may be NULL) runs on the loop thread afterwards. 0 ok, -1 out of memory.

@@ -45,7 +45,7 @@ bool dkim_key_name_valid(const char *name);
 int dkim_keygen(const char *data_dir, const char *domain, const char *selector,
     enum dkim_alg alg, char **record_r, char **error_r);
 /*
- * Load every key of domain: each data_dir/dkim/DOMAIN/*.pem (names starting
+ * Load every key of domain: each data_dir/dkim/DOMAIN/SELECTOR.pem (names starting
  * with '.' and not ending in .pem are skipped), RSA keys first, then by
  * selector. No directory: 0 keys. A file that cannot be read, is readable
  * by others than its owner or is not a usable key is an error naming its

@@ -57,6 +57,8 @@ int queue_start(struct queue *q, char **error_r);
 void queue_free(struct queue **q);
 /* Messages in the spool (queued, delivering or waiting for remote delivery). */
 size_t queue_count(const struct queue *q);
+/* Is the admin's emergency stop (queue/LOCKDOWN) on? */
+bool queue_lockdown(const struct queue *q);
 /* Deliveries running on the pool right now. */
 size_t queue_busy(const struct queue *q);
 

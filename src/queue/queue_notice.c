@@ -22,35 +22,13 @@
 static int
 notice_write(const char *dir, const char *name, const char *buf, size_t len)
 {
-	char tmp[4096], final[4096];
 	struct stat st;
-	int fd, saved;
 
-	if (fs_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) == -1 ||
-	    fs_path(final, sizeof(final), "%s/%s", dir, name) == -1 || stat(dir, &st) == -1)
+	if (stat(dir, &st) == -1)
 		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd == -1)
-		return -1;
-	if (geteuid() == 0 && st.st_uid != 0 && fchown(fd, st.st_uid, st.st_gid) == -1)
-		goto fail;
-	if (fs_write_all(fd, buf, len) == -1 || fsync(fd) == -1)
-		goto fail;
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, final) == -1)
-		goto fail;
-	return fs_fsync_dir(dir);
-fail:
-	saved = errno;
-	if (fd != -1)
-		close(fd);
-	(void)unlink(tmp);
-	errno = saved;
-	return -1;
+	if (geteuid() == 0 && st.st_uid != 0)
+		return fs_write_file_durable_owned(dir, name, buf, len, 0600, st.st_uid, st.st_gid);
+	return fs_write_file_durable(dir, name, buf, len, 0600);
 }
 
 /* The message: headers, then body with every line end as CRLF. */

@@ -24,6 +24,8 @@ struct queue {
 	char dir[PATH_MAX];       /* data_dir/queue */
 	char tmpdir[PATH_MAX];    /* data_dir/queue/tmp */
 	char incomingdir[PATH_MAX]; /* data_dir/queue/incoming: notices to pick up */
+	char holddir[PATH_MAX];     /* data_dir/queue/hold: held by the admin or lockdown */
+	bool lockdown;              /* queue/LOCKDOWN exists */
 	struct queue_entry *head;
 	size_t count, busy;
 	struct event *retry_ev;

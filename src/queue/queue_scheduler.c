@@ -182,6 +182,12 @@ queue_job_work(void *arg)
 	if (fs_path(path, sizeof(path), "%s/%s", job->q->dir, job->e->id) == -1 ||
 	    fs_path(statepath, sizeof(statepath), "%s.state", path) == -1 ||
 	    fs_read_file(path, &buf, &len, cfg->smtp.max_message_size + QUEUE_HEADER_SLACK) == -1) {
+		if (errno == ENOENT) {
+			/* Held or deleted by bulwarkctl meanwhile: not ours any more. */
+			log_info("event=queue.gone queue_id=%s", job->e->id);
+			job->removed = true;
+			return;
+		}
 		log_warn("event=queue.error queue_id=%s reason=read", job->e->id);
 		job->failed = true;
 		return;
@@ -222,6 +228,30 @@ queue_entry_unlink(struct queue *q, struct queue_entry *e)
 	free(e);
 }
 
+/*
+ * Move a message into queue/hold/ (lockdown): state file first, then the
+ * message, as bulwarkctl queue hold does. The entry leaves the schedule.
+ */
+static int
+queue_hold(struct queue *q, struct queue_entry *e)
+{
+	char from[PATH_MAX + 32], to[PATH_MAX + 48];
+
+	if (fs_path(from, sizeof(from), "%s/%s.state", q->dir, e->id) == 0 &&
+	    fs_path(to, sizeof(to), "%s/hold/%s.state", q->dir, e->id) == 0 &&
+	    rename(from, to) == -1 && errno != ENOENT)
+		goto fail;
+	if (fs_path(from, sizeof(from), "%s/%s", q->dir, e->id) == -1 ||
+	    fs_path(to, sizeof(to), "%s/hold/%s", q->dir, e->id) == -1 || rename(from, to) == -1)
+		goto fail;
+	log_warnx("event=queue.held queue_id=%s reason=lockdown", e->id);
+	queue_entry_unlink(q, e);
+	return 0;
+fail:
+	log_warn("event=queue.error queue_id=%s reason=hold", e->id);
+	return -1;
+}
+
 static void
 queue_job_done(void *arg)
 {
@@ -237,6 +267,10 @@ queue_job_done(void *arg)
 		e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
 	} else if (job->remote_left) {
 		e->remote_waiting = true;
+		if (q->lockdown && queue_hold(q, e) == 0) {
+			free(job);
+			return;
+		}
 		log_info("event=queue.waiting queue_id=%s reason=\"remote delivery not available yet\"", e->id);
 	}
 	free(job);
@@ -325,9 +359,46 @@ queue_pickup(struct queue *q)
 	closedir(d);
 }
 
+/*
+ * The admin's control files in queue/: FLUSH (retry every deferred message
+ * now, then the file goes) and LOCKDOWN (no remote delivery; messages with
+ * remote recipients are held while it exists).
+ */
+static void
+queue_control(struct queue *q)
+{
+	char path[PATH_MAX + 16];
+	bool lockdown;
+
+	if (fs_path(path, sizeof(path), "%s/FLUSH", q->dir) == 0 && unlink(path) == 0) {
+		log_info("event=queue.flush");
+		for (struct queue_entry *e = q->head; e != NULL; e = e->next)
+			if (!e->busy && e->retry_at != 0)
+				queue_run(q, e);
+	}
+	lockdown = fs_path(path, sizeof(path), "%s/LOCKDOWN", q->dir) == 0 && access(path, F_OK) == 0;
+	if (lockdown != q->lockdown) {
+		q->lockdown = lockdown;
+		if (lockdown)
+			log_warnx("event=queue.lockdown state=on reason=\"outbound delivery stopped by the admin\"");
+		else
+			log_warnx("event=queue.lockdown state=off");
+	}
+	if (q->lockdown) {
+		struct queue_entry *e = q->head, *next;
+
+		for (; e != NULL; e = next) {
+			next = e->next;
+			if (!e->busy && e->remote_waiting)
+				(void)queue_hold(q, e);
+		}
+	}
+}
+
 static void
 queue_pickup_cb(evutil_socket_t fd, short what, void *arg)
 {
+	queue_control(arg);
 	queue_pickup(arg);
 }
 
@@ -354,7 +425,8 @@ queue_new(struct event_base *base, struct pool *pool, const struct config *cfg)
 	q->cfg = cfg;
 	if (fs_path(q->dir, sizeof(q->dir) - 64, "%s/queue", cfg->data_dir) == -1 ||
 	    fs_path(q->tmpdir, sizeof(q->tmpdir), "%s/queue/tmp", cfg->data_dir) == -1 ||
-	    fs_path(q->incomingdir, sizeof(q->incomingdir), "%s/queue/incoming", cfg->data_dir) == -1) {
+	    fs_path(q->incomingdir, sizeof(q->incomingdir), "%s/queue/incoming", cfg->data_dir) == -1 ||
+	    fs_path(q->holddir, sizeof(q->holddir), "%s/queue/hold", cfg->data_dir) == -1) {
 		free(q);
 		return NULL;
 	}
@@ -388,6 +460,7 @@ queue_start(struct queue *q, char **error_r)
 	DIR *d;
 
 	if (fs_mkdir_p(q->tmpdir, 0700) == -1 || fs_mkdir_p(q->incomingdir, 0700) == -1 ||
+	    fs_mkdir_p(q->holddir, 0700) == -1 ||
 	    queue_barriers_open(q) == -1)
 		goto fail;
 	/* Half-written messages never got a 250: drop them. */
@@ -429,6 +502,7 @@ queue_start(struct queue *q, char **error_r)
 		if (q->pickup_ev == NULL || event_add(q->pickup_ev, &pick) == -1)
 			goto fail;
 	}
+	queue_control(q);
 	queue_pickup(q);
 	return 0;
 fail:
@@ -441,6 +515,12 @@ size_t
 queue_count(const struct queue *q)
 {
 	return q->count;
+}
+
+bool
+queue_lockdown(const struct queue *q)
+{
+	return q->lockdown;
 }
 
 size_t

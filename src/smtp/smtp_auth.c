@@ -32,6 +32,7 @@ enum {
 };
 
 #define AUTH_FIELD_MAX 512
+#define SMTP_AUTH_BACKLOG_MAX 64   /* password checks queued at most */
 
 struct smtp_auth_job {
 	struct smtp_session *s;
@@ -206,8 +207,18 @@ static void
 smtp_auth_submit(struct smtp_session *s, const char *mech, const char *user, size_t userlen,
     const char *password, size_t passlen)
 {
-	struct smtp_auth_job *job = calloc(1, sizeof(*job));
+	struct smtp_auth_job *job;
 
+	if (pool_pending(s->srv->deps.auth_pool) >= SMTP_AUTH_BACKLOG_MAX) {
+		/* A flood: refuse at once rather than queue without bound (memory,
+		 * and every legitimate login stuck behind the guesses). */
+		log_warnx("event=auth.busy session=%s client=%s backlog=%zu", s->id, s->ip,
+		    pool_pending(s->srv->deps.auth_pool));
+		smtp_session_enter_state(s, SMTP_STATE_HELO);
+		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure, try again later");
+		return;
+	}
+	job = calloc(1, sizeof(*job));
 	if (job == NULL) {
 		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure");
 		smtp_session_enter_state(s, SMTP_STATE_HELO);
@@ -221,7 +232,7 @@ smtp_auth_submit(struct smtp_session *s, const char *mech, const char *user, siz
 	snprintf(job->ip, sizeof(job->ip), "%s", s->ip);
 	smtp_session_enter_state(s, SMTP_STATE_AUTH_WAIT);
 	s->async_pending = true;
-	if (pool_submit(s->srv->deps.pool, smtp_auth_work, smtp_auth_done, job) == -1) {
+	if (pool_submit(s->srv->deps.auth_pool, smtp_auth_work, smtp_auth_done, job) == -1) {
 		s->async_pending = false;
 		sodium_memzero(job->password, sizeof(job->password));
 		free(job);

@@ -129,9 +129,9 @@ fail:
 
 void
 smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue *queue,
-    struct pool *pool)
+    struct pool *auth_pool)
 {
-	srv->deps.pool = pool;
+	srv->deps.auth_pool = auth_pool;
 	srv->deps.dir = dir;
 	srv->deps.queue = queue;
 }

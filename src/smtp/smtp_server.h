@@ -22,7 +22,7 @@ struct smtp_server_deps {
 	struct directory *dir;
 	struct queue *queue;
 	struct guard *guard;
-	struct pool *pool;     /* blocking work: password checks */
+	struct pool *auth_pool;   /* password checks (argon2id): their own small, low-priority pool */
 	SSL_CTX *tls;
 };
 
@@ -30,7 +30,7 @@ struct smtp_server_deps {
 struct smtp_server *smtp_server_new(const struct smtp_server_deps *deps, char **error_r);
 /* Wire in the stores opened after the privilege drop. */
 void smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue *queue,
-    struct pool *pool);
+    struct pool *auth_pool);
 /* Start accepting (after the rest of the daemon is ready). */
 int smtp_server_start(struct smtp_server *srv);
 /* Log one line per listener: "event=listen service=smtp address=..." */
