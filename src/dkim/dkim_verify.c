@@ -272,7 +272,7 @@ sig_begin(struct sig *s, const struct dkim_msg *m, const struct dkim_field *f,
 
 	/* What a report names, first, so even a broken signature shows them. */
 	if (td != NULL) {
-		if ((s->domain = dkim_tag_compact(td)) == NULL)
+		if ((s->domain = strndup(td->value, td->value_len)) == NULL)
 			goto out;
 		if (!domain_valid(s->domain)) {
 			free(s->domain);
@@ -282,7 +282,7 @@ sig_begin(struct sig *s, const struct dkim_msg *m, const struct dkim_field *f,
 		}
 	}
 	if (ts != NULL) {
-		if ((s->selector = dkim_tag_compact(ts)) == NULL)
+		if ((s->selector = strndup(ts->value, ts->value_len)) == NULL)
 			goto out;
 		if (!dkim_key_name_valid(s->selector)) {
 			free(s->selector);
@@ -374,7 +374,7 @@ sig_begin(struct sig *s, const struct dkim_msg *m, const struct dkim_field *f,
 	if (ti != NULL) {
 		const char *at;
 
-		if ((s->identity = dkim_tag_compact(ti)) == NULL)
+		if ((s->identity = strndup(ti->value, ti->value_len)) == NULL)
 			goto out;
 		at = strrchr(s->identity, '@');
 		if (at == NULL || !domain_valid(at + 1)) {

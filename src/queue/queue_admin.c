@@ -16,7 +16,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/fsutil.h"
@@ -354,7 +353,7 @@ qa_load(const struct qa_paths *p, enum queue_admin_place place, const char *id, 
     struct queue_admin_msg *msg)
 {
 	char path[PATH_MAX + 32], *buf = NULL;
-	size_t len, body;
+	size_t len = 0, body = 0;
 	struct stat st;
 	int fd, saved;
 
@@ -493,7 +492,8 @@ queue_admin_list(const char *data_dir, struct queue_admin_msg **msgs_r, size_t *
 	}
 	/* A message moved between two directory reads is seen twice: keep
 	 * the place seen last (the later scan), queue/ before incoming/ before hold/. */
-	qsort(msgs, n, sizeof(*msgs), qa_cmp_id);
+	if (n > 1)
+		qsort(msgs, n, sizeof(*msgs), qa_cmp_id);
 	for (size_t i = 0; i < n; i++) {
 		if (kept > 0 && strcmp(msgs[kept - 1].id, msgs[i].id) == 0) {
 			queue_admin_msg_clear(&msgs[i]);
@@ -504,7 +504,8 @@ queue_admin_list(const char *data_dir, struct queue_admin_msg **msgs_r, size_t *
 		kept++;
 	}
 	n = kept;
-	qsort(msgs, n, sizeof(*msgs), qa_cmp_age);
+	if (n > 1)
+		qsort(msgs, n, sizeof(*msgs), qa_cmp_age);
 	*msgs_r = msgs;
 	*n_r = n;
 	return 0;

@@ -313,10 +313,28 @@ queue_entry_add(struct queue *q, const char *id)
 	return e;
 }
 
+static struct queue_entry *
+queue_entry_find(struct queue *q, const char *id)
+{
+	for (struct queue_entry *e = q->head; e != NULL; e = e->next)
+		if (memcmp(e->id, id, QUEUE_ID_LEN) == 0)
+			return e;
+	return NULL;
+}
+
 void
 queue_schedule_new(struct queue *q, const char *id)
 {
-	struct queue_entry *e = queue_entry_add(q, id);
+	struct queue_entry *e = queue_entry_find(q, id);
+
+	if (e != NULL) {
+		/* Released after a hold we had not noticed yet: one entry, one job. */
+		e->remote_waiting = false;
+		if (!e->busy)
+			queue_run(q, e);
+		return;
+	}
+	e = queue_entry_add(q, id);
 
 	if (e == NULL) {
 		/* The file is safe on disk; the next start picks it up. */
@@ -383,6 +401,16 @@ queue_control(struct queue *q)
 			log_warnx("event=queue.lockdown state=on reason=\"outbound delivery stopped by the admin\"");
 		else
 			log_warnx("event=queue.lockdown state=off");
+	}
+	/* Entries whose file bulwarkctl held or deleted leave the schedule. */
+	for (struct queue_entry *e = q->head, *next; e != NULL; e = next) {
+		next = e->next;
+		if (!e->busy && (e->remote_waiting || e->retry_at != 0) &&
+		    fs_path(path, sizeof(path), "%s/%s", q->dir, e->id) == 0 &&
+		    access(path, F_OK) == -1 && errno == ENOENT) {
+			log_info("event=queue.gone queue_id=%s", e->id);
+			queue_entry_unlink(q, e);
+		}
 	}
 	if (q->lockdown) {
 		struct queue_entry *e = q->head, *next;
@@ -480,7 +508,18 @@ queue_start(struct queue *q, char **error_r)
 		goto fail;
 	while ((de = readdir(d)) != NULL) {
 		struct queue_entry *e;
+		size_t n = strlen(de->d_name);
 
+		if (n == QUEUE_ID_LEN + 6 && strcmp(de->d_name + QUEUE_ID_LEN, ".state") == 0) {
+			char msg[PATH_MAX + 32], state[PATH_MAX + 32];
+
+			/* A state file whose message was held or deleted: debris. */
+			if (fs_path(msg, sizeof(msg), "%s/%.*s", q->dir, QUEUE_ID_LEN, de->d_name) == 0 &&
+			    access(msg, F_OK) == -1 && errno == ENOENT &&
+			    fs_path(state, sizeof(state), "%s/%s", q->dir, de->d_name) == 0)
+				(void)unlink(state);
+			continue;
+		}
 		if (!queue_id_valid(de->d_name))
 			continue;
 		if ((e = queue_entry_add(q, de->d_name)) == NULL) {

@@ -1,0 +1,218 @@
+#!/usr/bin/python3
+"""Loopback peers for the outbound tests: a DNS server (python3-dnslib) and
+SMTP sinks (python3-aiosmtpd) playing remote MXs.
+
+Started by tests/unit/test_dns.c and tests/unit/test_smtp_client.c (and
+usable by hand). Prints one line on stdout when ready:
+
+    READY dir=DIR ca=DIR/ca.pem dns=PORT plain=PORT tls=PORT small=PORT no8bit=PORT utf8=PORT
+
+and runs until its standard input closes (so it never outlives the test).
+Every accepted message is written to DIR/N.env (envelope, one "key value"
+a line: port, tls, from, rcpt..., opt...) and DIR/N.eml (the data, as
+received after un-stuffing). Recipients whose local part is "tempfail" get
+451 4.3.0, "reject" gets 550 5.1.1. Loopback only.
+"""
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+
+from aiosmtpd.controller import Controller
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSLabel
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+# ---- DNS ----
+
+# name -> list of (type, value). Names are lower case, without the trailing dot.
+ZONE = {
+    "mx.test": [("MX", (10, "mx1.mx.test")), ("MX", (20, "mx2.mx.test"))],
+    "mx1.mx.test": [("A", "127.0.0.1")],
+    "mx2.mx.test": [("A", "127.0.0.1")],
+    "pref.test": [("MX", (10, "a.pref.test")), ("MX", (10, "b.pref.test")),
+                  ("MX", (5, "c.pref.test")), ("MX", (20, "d.pref.test")),
+                  ("MX", (30, "a.pref.test")), ("MX", (15, "bad!name.pref.test"))],
+    "nullmx.test": [("MX", (0, "."))],
+    "nullmix.test": [("MX", (0, ".")), ("MX", (10, "mx1.mx.test"))],
+    "implicit.test": [("A", "127.0.0.1")],
+    "v6only.test": [("AAAA", "::1")],
+    "dual.test": [("AAAA", "::1"), ("A", "127.0.0.2"), ("A", "127.0.0.3")],
+    "nodata.test": [("TXT", ["just text"])],
+    "sel._domainkey.txt.test": [("TXT", ["v=DKIM1; k=ed25519; ", "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="]),
+                                ("TXT", ["second record"]),
+                                ("TXT", [b"with\x00nul"])],
+    "cname.test": [("CNAME", "alias.cname.test")],
+    "alias.cname.test": [("CNAME", "host.cname.test")],
+    "host.cname.test": [("A", "127.0.0.4"), ("MX", (10, "mx1.mx.test"))],
+    "loop.test": [("CNAME", "loop2.test")],
+    "loop2.test": [("CNAME", "loop.test")],
+    "badmx.test": [("MX", (10, "bad!name.test"))],
+}
+SERVFAIL = {"servfail.test", "mx1.servfail.test"}
+
+
+class Resolver(BaseResolver):
+    """Answers like a recursive resolver: the whole CNAME chain, then data."""
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        qname = str(request.q.qname).rstrip(".").lower()
+        qtype = QTYPE[request.q.qtype]
+        if qname in SERVFAIL:
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        name = qname
+        for _ in range(12):   # a loop is handed out as a long chain
+            records = ZONE.get(name)
+            if records is None:
+                if name == qname:
+                    reply.header.rcode = RCODE.NXDOMAIN
+                return reply
+            cname = [v for t, v in records if t == "CNAME"]
+            if cname and qtype != "CNAME":
+                reply.add_answer(RR(name, QTYPE.CNAME, rdata=CNAME(cname[0]), ttl=60))
+                name = cname[0]
+                continue
+            for t, v in records:
+                if t != qtype:
+                    continue
+                if t == "A":
+                    rd = A(v)
+                elif t == "AAAA":
+                    rd = AAAA(v)
+                elif t == "MX":
+                    rd = MX(DNSLabel(v[1]) if v[1] != "." else DNSLabel([]), v[0])
+                elif t == "TXT":
+                    rd = TXT([s.encode() if isinstance(s, str) else s for s in v])
+                else:
+                    continue
+                # Owner names in upper case: names compare without case.
+                reply.add_answer(RR(name.upper(), getattr(QTYPE, t), rdata=rd, ttl=60))
+            return reply
+        return reply
+
+
+# ---- SMTP ----
+
+class Sink:
+    """Records messages; refuses some recipients."""
+
+    counter = 0
+    lock = threading.Lock()
+
+    def __init__(self, directory, port_ref, pipelining=True, no8bit=False):
+        self.directory = directory
+        self.port_ref = port_ref
+        self.pipelining = pipelining
+        self.no8bit = no8bit
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        out = [r for r in responses if not (self.no8bit and r.endswith("8BITMIME"))]
+        if self.pipelining:
+            out.insert(1, "250-PIPELINING")
+        return out
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0].lower()
+        if local == "tempfail":
+            return "451 4.3.0 Try again later"
+        if local == "reject":
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with Sink.lock:
+            Sink.counter += 1
+            n = Sink.counter
+        base = os.path.join(self.directory, str(n))
+        with open(base + ".eml.tmp", "wb") as f:
+            f.write(envelope.original_content)
+        lines = ["port %d" % self.port_ref[0], "tls %d" % (1 if session.ssl else 0),
+                 "from %s" % envelope.mail_from]
+        lines += ["rcpt %s" % r for r in envelope.rcpt_tos]
+        lines += ["opt %s" % o for o in envelope.mail_options]
+        with open(base + ".env.tmp", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(base + ".eml.tmp", base + ".eml")
+        os.rename(base + ".env.tmp", base + ".env")
+        return "250 2.0.0 Ok: queued as sink%d" % n
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_certs(d):
+    """A test CA and a leaf for mx1.mx.test signed by it (EC P-256: fast)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, cwd=d,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=bulwark test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=mx1.mx.test")
+    with open(os.path.join(d, "leaf.ext"), "w") as f:
+        f.write("subjectAltName=DNS:mx1.mx.test\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", help="where messages go (default: a new temporary directory)")
+    args = ap.parse_args()
+    d = args.dir or tempfile.mkdtemp(prefix="bulwark-sink-")
+    own = args.dir is None
+    try:
+        make_certs(d)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key"))
+
+        dns = DNSServer(Resolver(), port=0, address="127.0.0.1",
+                        logger=DNSLogger(prefix=False, logf=lambda s: None))
+        dns.start_thread()
+        ports = {"dns": dns.server.server_address[1]}
+
+        variants = {
+            "plain": dict(),
+            "tls": dict(tls_context=tls, require_starttls=True),
+            "small": dict(data_size_limit=2000),
+            "no8bit": dict(sink=dict(no8bit=True, pipelining=False)),
+            "utf8": dict(enable_SMTPUTF8=True),
+        }
+        controllers = []
+        for name, kw in variants.items():
+            port_ref = [0]
+            sink = Sink(d, port_ref, **kw.pop("sink", {}))
+            port = free_port()
+            port_ref[0] = port
+            c = Controller(sink, hostname="127.0.0.1", port=port,
+                           server_hostname="%s.sink.test" % name, decode_data=False, **kw)
+            c.start()
+            controllers.append(c)
+            ports[name] = port
+        print("READY dir=%s ca=%s %s" % (d, os.path.join(d, "ca.pem"),
+              " ".join("%s=%d" % kv for kv in ports.items())), flush=True)
+        sys.stdin.read()   # until the test closes our stdin (or exits)
+        for c in controllers:
+            c.stop()
+        dns.stop()
+    finally:
+        if own:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
