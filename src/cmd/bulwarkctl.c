@@ -1273,9 +1273,12 @@ cmd_dkim_records(struct ctl *ctl, const struct args *a)
 		return EXIT_FAIL;
 	if (dkim_keys_load(ctl->cfg->data_dir, a->pos[0], &keys, &n, &error) != 0)
 		return complain_error(ctl, error);
-	if (n == 0)
-		return complain(ctl, "no DKIM keys for %s (" PROG " dkim keygen %s)",
-		    printable(b, sizeof(b), a->pos[0]), printable(b, sizeof(b), a->pos[0]));
+	if (n == 0) {
+		const char *domain = printable(b, sizeof(b), a->pos[0]);
+
+		return complain(ctl, "no DKIM keys for %s (" PROG " dkim keygen %s)", domain,
+		    domain);
+	}
 	for (size_t i = 0; i < n; i++) {
 		char *record = dkim_key_record(keys[i]);
 

@@ -40,16 +40,18 @@ bool dkim_key_name_valid(const char *name);
  * Make a key for domain (lower-cased) under selector and write it durably
  * (directories 0700, file 0600); an existing key is never overwritten. On
  * success *record_r is the malloc'd zone-file line to publish, as
- * dkim_key_record() gives it. 0, or -1 with a malloc'd *error_r.
+ * dkim_key_record() gives it. 0, or -1 with a malloc'd *error_r (NULL when
+ * out of memory, as everywhere in this header).
  */
 int dkim_keygen(const char *data_dir, const char *domain, const char *selector,
     enum dkim_alg alg, char **record_r, char **error_r);
 /*
- * Load every key of domain: each data_dir/dkim/DOMAIN/SELECTOR.pem (names starting
- * with '.' and not ending in .pem are skipped), RSA keys first, then by
- * selector. No directory: 0 keys. A file that cannot be read, is readable
- * by others than its owner or is not a usable key is an error naming its
- * path. 0, or -1 with a malloc'd *error_r.
+ * Load every key of domain: each data_dir/dkim/DOMAIN/SELECTOR.pem (names
+ * starting with '.' and not ending in .pem are skipped), RSA keys first,
+ * then by selector. No directory or no key file: 0 keys, *keys_r NULL. A
+ * file that cannot be read, is readable by others than its owner or is not
+ * a usable key is an error naming its path. 0, or -1 with a malloc'd
+ * *error_r (NULL when out of memory).
  */
 int dkim_keys_load(const char *data_dir, const char *domain,
     struct dkim_key ***keys_r, size_t *nkeys_r, char **error_r);

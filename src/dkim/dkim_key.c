@@ -348,6 +348,10 @@ dkim_keys_load(const char *data_dir, const char *domain, struct dkim_key ***keys
 		goto fail;
 	}
 	closedir(d);
+	if (n == 0) {
+		free(keys);
+		return 0;
+	}
 	qsort(keys, n, sizeof(*keys), key_order);
 	*keys_r = keys;
 	*nkeys_r = n;

@@ -77,6 +77,15 @@ sign_prepare(const char *msg, size_t len, struct sign_common *c, char **error_r)
 	EVP_MD_CTX *md = NULL;
 	unsigned from = 0;
 
+	/*
+	 * A first line starting with white space would continue the field we
+	 * put in front, and break it: such a message is not signed.
+	 */
+	if (len > 0 && (msg[0] == ' ' || msg[0] == '\t')) {
+		*error_r = error_text("DKIM: the message starts with a continuation line: "
+		    "not signed");
+		return -1;
+	}
 	if (dkim_msg_parse(msg, len, &m) != 0) {
 		*error_r = error_text("DKIM: out of memory");
 		return -1;

@@ -3,7 +3,7 @@
  * loop): MX with the RFC 5321 5.1 implicit MX and the RFC 7505 null MX,
  * A/AAAA, and TXT (for DKIM). Trusts no answer: names are checked, CNAME
  * chains and answer sizes are bounded. Never blocks the loop.
- * RFC 1035, RFC 2181 10.3 (no MX to a CNAME is relied on), RFC 5321 5.1,
+ * RFC 1035, RFC 2181, RFC 5321 5.1 and 5.3.4 (order, shuffling),
  * RFC 7505.
  */
 #ifndef BULWARK_DNS_H

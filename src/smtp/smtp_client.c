@@ -51,6 +51,8 @@ enum smtp_client_state {
 	SMTP_CLIENT_S_CLOSED,      /* no connection any more */
 };
 
+static size_t smtp_client_live;   /* objects not yet freed (loop thread only) */
+
 static const char *const state_names[] = {
 	[SMTP_CLIENT_S_CONNECTING] = "connecting",
 	[SMTP_CLIENT_S_GREETING] = "greeting",
@@ -93,7 +95,7 @@ struct smtp_client {
 	bool peer_is_ip;
 	bool no_starttls;
 	struct smtp_reply_parser rp;
-	struct smtp_client_reply last;     /* the last reply (or local verdict) */
+	struct smtp_client_reply helo_reply;   /* the EHLO/HELO reply, for the ready callback */
 	struct smtp_ehlo ehlo;
 	bool tls;
 	char tls_desc[160];
@@ -245,6 +247,7 @@ smtp_client_destroy(struct smtp_client *c)
 	free(c->rcpt_results);
 	free(c->sent_idx);
 	free(c);
+	smtp_client_live--;
 }
 
 static void
@@ -307,7 +310,7 @@ smtp_client_ready(struct smtp_client *c)
 {
 	const char *nl;
 
-	c->result = c->last;
+	c->result = c->helo_reply;
 	if ((nl = strchr(c->result.text, '\n')) != NULL)
 		c->result.text[nl - c->result.text] = '\0';
 	smtp_client_enter_state(c, SMTP_CLIENT_S_READY);
@@ -416,6 +419,7 @@ smtp_client_connect(struct event_base *base, SSL_CTX *tls_ctx,
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
+	smtp_client_live++;
 	c->base = base;
 	c->tls_ctx = tls_ctx;
 	c->ready_cb = cb;
@@ -599,8 +603,10 @@ smtp_client_addr_ok(const char *a, bool allow_empty)
 
 	if (n == 0)
 		return allow_empty;
-	/* Nothing that could end the command or the path early. */
-	return n <= SMTP_CLIENT_ADDR_MAX && strpbrk(a, "\r\n<> ") == NULL && strchr(a, '@') != NULL;
+	/* Nothing that could end the command or the path early; a space only
+	 * inside a quoted local part. */
+	return n <= SMTP_CLIENT_ADDR_MAX && strpbrk(a, "\r\n<>") == NULL &&
+	    strchr(a, '@') != NULL && (a[0] == '"' || strchr(a, ' ') == NULL);
 }
 
 static bool
@@ -842,7 +848,6 @@ smtp_client_handle_reply(struct smtp_client *c, const struct smtp_client_reply *
 {
 	char esc[LOG_ESCAPE_MAX];
 
-	c->last = *r;
 	log_debug("event=smtp_client.reply id=%s peer=%s state=%s code=%d text=%s",
 	    smtp_client_id(c), c->peer, state_names[c->state], r->code,
 	    log_escape(esc, sizeof(esc), r->text, strlen(r->text)));
@@ -868,6 +873,7 @@ smtp_client_handle_reply(struct smtp_client *c, const struct smtp_client_reply *
 		}
 		if (r->code / 100 != 2)
 			break;
+		c->helo_reply = *r;
 		smtp_client_parse_ehlo(r->text, &c->ehlo);
 		if ((c->ehlo.ext & SMTP_EXT_STARTTLS) && c->tls_ctx != NULL && !c->tls &&
 		    !c->no_starttls) {
@@ -880,6 +886,7 @@ smtp_client_handle_reply(struct smtp_client *c, const struct smtp_client_reply *
 	case SMTP_CLIENT_S_HELO:
 		if (r->code / 100 != 2)
 			break;
+		c->helo_reply = *r;
 		memset(&c->ehlo, 0, sizeof(c->ehlo));
 		smtp_client_ready(c);
 		return;
@@ -1103,6 +1110,12 @@ smtp_client_reset(struct smtp_client *c, smtp_client_reset_cb *cb, void *arg)
 	smtp_client_write(c, "RSET");
 	smtp_client_enter_state(c, SMTP_CLIENT_S_RSET);
 	return 0;
+}
+
+size_t
+smtp_client_count(void)
+{
+	return smtp_client_live;
 }
 
 bool

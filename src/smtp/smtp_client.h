@@ -106,7 +106,8 @@ enum smtp_client_msg_flag {
 
 struct smtp_client_message {
 	const char *sender;            /* "" for the null sender <> */
-	const char *const *rcpts;      /* local@domain, without brackets */
+	const char *const *rcpts;      /* local@domain as on the wire (a quoted local
+	                                  part quoted), without brackets */
 	size_t nrcpts;
 	const char *data;              /* CRLF line ends only, not dot-stuffed */
 	size_t len;
@@ -130,8 +131,9 @@ typedef void smtp_client_sent_cb(void *arg, struct smtp_client *client,
  * before any command: a message bigger than the peer's SIZE (5.3.4), with
  * 8-bit bytes to a peer without 8BITMIME (5.6.3), needing SMTPUTF8 from a
  * peer without it (5.6.7), or with a bare CR or LF (a bug upstream: 5.6.0).
- * Returns 0, or -1 (errno EBUSY: a transaction is running; EINVAL: no
- * recipients) without calling cb.
+ * Returns 0, or -1 without calling cb: errno EBUSY (a transaction or a
+ * callback is pending), ENOTCONN (the connection is gone: free the client),
+ * EINVAL (no recipients), ENOMEM.
  */
 int smtp_client_send(struct smtp_client *client, const struct smtp_client_message *msg,
     smtp_client_sent_cb *cb, void *arg);
@@ -164,6 +166,12 @@ const char *smtp_client_peer_name(const struct smtp_client *client);
 void smtp_client_quit(struct smtp_client **client);
 /* Close now (no QUIT) and free. No callback follows. */
 void smtp_client_free(struct smtp_client **client);
+/*
+ * Clients not yet freed, those finishing a QUIT included (a quitting client
+ * is gone within 10 s). At shutdown, run the loop until this is 0 (or give
+ * up) before freeing the event base.
+ */
+size_t smtp_client_count(void);
 
 /*
  * The client TLS context: TLS 1.2 minimum, the system trust store (or

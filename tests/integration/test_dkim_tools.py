@@ -111,7 +111,10 @@ def dkimpy_results(msg, records):
     out = []
     for i in range(n):
         d = dkim.DKIM(msg)
-        ok = d.verify(idx=i, dnsfunc=dnsfunc_for(records))
+        try:
+            ok = d.verify(idx=i, dnsfunc=dnsfunc_for(records))
+        except dkim.ValidationError:
+            ok = False
         out.append((d.signature_fields.get(b"a"), bool(ok)))
     return out
 
@@ -157,6 +160,7 @@ def test_keygen_records_and_files(keyed):
     (["dkim", "keygen", DOMAIN, "--algorithm", "dsa"], "--algorithm: rsa or ed25519"),
     (["dkim", "keygen", DOMAIN, "--selector", "../../etc"], "--selector:"),
     (["dkim", "sign", "example.org"], "no DKIM key"),
+    (["dkim", "records", "example.org"], "no DKIM keys for example.org"),
     (["dkim", "sign", DOMAIN, "--selector", "nope"], "no DKIM key with selector nope"),
 ])
 def test_cli_refusals(keyed, args, message):
@@ -316,14 +320,16 @@ NAMESPACE_SCRIPT = textwrap.dedent("""\
     set -u
     ip link set lo up || exit 90
     mount --bind "$WORK/resolv.conf" /etc/resolv.conf || exit 91
-    /usr/bin/python3 "$WORK/dns.py" "$WORK/records.json" "$WORK/ready" &
+    /usr/bin/python3 "$WORK/dns.py" "$WORK/records.json" "$WORK/ready" \
+        < /dev/null > "$WORK/dns.log" 2>&1 &
+    dns=$!
+    trap 'kill "$dns" 2>/dev/null' EXIT
     for i in $(seq 100); do [ -e "$WORK/ready" ] && break; sleep 0.05; done
     [ -e "$WORK/ready" ] || exit 92
     for f in "$WORK"/in/*.eml; do
         opendkim-testmsg < "$f" > /dev/null 2> "$f.err"
         echo "$(basename "$f") $?"
     done
-    kill %1
 """)
 
 
@@ -364,9 +370,7 @@ def test_opendkim_verifies_both_signatures(keyed, tmp_path):
         messages[f"{alg}-tampered"] = tamper(cp.stdout)
     cp = ctl(keyed, "dkim", "sign", DOMAIN, input=MESSAGE)
     messages["both"] = cp.stdout
-    # The same signature against a record with another key must fail too.
-    wrong = dict(keyed.records)
-    results = run_opendkim(tmp_path, wrong, messages)
+    results = run_opendkim(tmp_path, keyed.records, messages)
     for alg in ("rsa", "ed25519"):
         assert results[f"{alg}-good"][0] == 0, (alg, results[f"{alg}-good"])
         assert results[f"{alg}-tampered"][0] != 0, (alg, results[f"{alg}-tampered"])

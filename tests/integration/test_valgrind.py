@@ -49,9 +49,17 @@ def test_daemon_under_memcheck(tmp_path):
     boot = subprocess.Popen([str(H.BULWARKD), "-c", str(d.config_path)], cwd=str(d.workdir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=H.sanitizer_env())
-    deadline = time.monotonic() + 30
-    while not (d.data_dir / "tls" / "cert.pem").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # Wait until it serves (signal handlers are in place by then), then stop it.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((H.SERVER_IP, d.smtp_port), timeout=2,
+                                          source_address=(H.TRUSTED, 0)) as s:
+                if s.recv(100).startswith(b"220 "):
+                    break
+        except OSError:
+            time.sleep(0.1)
+    assert (d.data_dir / "tls" / "cert.pem").exists()
     boot.terminate()
     assert boot.wait(timeout=30) == 0
     vglog = tmp_path / "valgrind.log"

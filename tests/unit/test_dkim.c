@@ -1079,6 +1079,8 @@ test_sign_errors(void **state)
 		{ "no From", "To: a@b\r\nSubject: x\r\n\r\nbody\r\n", "has no From field" },
 		{ "From without colon", "From a@b\r\n\r\nbody\r\n", "has no From field" },
 		{ "empty", "", "has no From field" },
+		{ "continuation first", " x: y\r\nFrom: a@b\r\n\r\nbody\r\n",
+		  "starts with a continuation line" },
 	};
 	char *header = NULL, *error = NULL;
 	struct dkim_buf big = { 0 };

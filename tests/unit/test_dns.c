@@ -186,7 +186,7 @@ static const struct walk_case walk_cases[] = {
 	{ .name = "owner case and trailing dot ignored", .qname = "Mx.Test.", .qtype = DNS_TYPE_MX,
 	  .rrs = { { .owner = "MX.TEST", .type = DNS_TYPE_MX, .data = "10 a.mx.test" } }, .nrecords = 1 },
 	{ .name = "compressed owner", .qname = "mx.test", .qtype = DNS_TYPE_A,
-	  .rrs = { { NULL, DNS_TYPE_A, "127.0.0.1" } }, .nrecords = 1 },
+	  .rrs = { { .owner = NULL, .type = DNS_TYPE_A, .data = "127.0.0.1" } }, .nrecords = 1 },
 	{ .name = "CNAME chain followed", .qname = "a.test", .qtype = DNS_TYPE_A,
 	  .rrs = { { .owner = "a.test", .type = DNS_TYPE_CNAME, .data = "b.test" }, { .owner = "b.test", .type = DNS_TYPE_CNAME, .data = "c.test" },
 	      { .owner = "c.test", .type = DNS_TYPE_A, .data = "127.0.0.2" }, { .owner = "a.test", .type = DNS_TYPE_TXT, .data = "other type" } },
