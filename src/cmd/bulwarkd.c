@@ -24,10 +24,12 @@
 #include "core/pool.h"
 #include "core/tls.h"
 #include "directory/directory.h"
+#include "dns/dns.h"
 #include "guard/guard.h"
 #include "http/http_server.h"
 #include "monitor/metrics.h"
 #include "queue/queue.h"
+#include "smtp/smtp_client.h"
 #include "smtp/smtp_server.h"
 
 #define BULWARK_WORKERS 32      /* storage: mostly asleep in fsync barriers */
@@ -195,7 +197,8 @@ main(int argc, char **argv)
 	struct guard *guard = NULL;
 	struct pool *pool = NULL, *auth_pool = NULL;
 	struct http_server *http = NULL;
-	SSL_CTX *tls = NULL;
+	struct dns *dns = NULL;
+	SSL_CTX *tls = NULL, *client_tls = NULL;
 	struct audit_count audit = { 0 };
 	const char *path = NULL;
 	char *error = NULL;
@@ -285,6 +288,12 @@ main(int argc, char **argv)
 	if ((pool = pool_new(d.base, BULWARK_WORKERS, 0)) == NULL ||
 	    (d.queue = queue_new(d.base, pool, cfg)) == NULL)
 		fatalx("event=start.error reason=\"out of memory\"");
+	if ((dns = dns_new(d.base, cfg, &error)) == NULL)
+		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "dns");
+	if ((client_tls = smtp_client_tls_ctx_new(NULL, &error)) == NULL)
+		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "tls client");
+	if (queue_set_outbound(d.queue, dns, client_tls, &error) == -1)
+		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "outbound");
 	if (queue_start(d.queue, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "queue");
 	if (guard_bans_start(guard, cfg, dir, time(NULL)) == -1)
@@ -329,7 +338,16 @@ main(int argc, char **argv)
 	pool_free(&auth_pool);
 	pool_free(&pool);
 	smtp_server_free(&d.smtp);
-	queue_free(&d.queue);
+	queue_free(&d.queue);   /* drops remote attempts in flight (they retry at next start) */
+	{
+		/* Let clients that said QUIT finish (they free themselves), briefly. */
+		time_t until = time(NULL) + 2;
+
+		while (smtp_client_count() > 0 && time(NULL) < until)
+			event_base_loop(d.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	}
+	dns_free(&dns);
+	SSL_CTX_free(client_tls);
 	directory_free(&dir);
 	guard_free(&guard);
 	if (d.stop_timer != NULL)

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <openssl/ssl.h>
 #include <stdint.h>
 
 struct event_base;
@@ -52,6 +53,13 @@ int queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env
     size_t *body_off_r);
 
 struct queue *queue_new(struct event_base *base, struct pool *pool, const struct config *cfg);
+struct dns;
+/*
+ * Turn on remote delivery: MX lookups through dns, STARTTLS with client_tls
+ * (NULL: plaintext), outbound.smarthost honoured. Before queue_start.
+ * 0 ok, -1 with a malloc'd *error_r (a smarthost that cannot be parsed).
+ */
+int queue_set_outbound(struct queue *q, struct dns *dns, SSL_CTX *client_tls, char **error_r);
 /* Create the directories, drop half-written files, schedule what is queued. */
 int queue_start(struct queue *q, char **error_r);
 void queue_free(struct queue **q);
@@ -95,5 +103,11 @@ void queue_writer_abort(struct queue_writer **w);
  */
 int queue_notice(const struct config *cfg, const char *to, const char *subject,
     const char *body, char id_r[QUEUE_ID_LEN + 1]);
+/*
+ * Queue a whole message (CRLF wire format) from sender ("" for <>) to one
+ * recipient through queue/incoming, as queue_notice does. 0 ok, -1 errno.
+ */
+int queue_inject(const struct config *cfg, const char *sender, const char *to,
+    const char *msg, size_t msglen, char id_r[QUEUE_ID_LEN + 1]);
 
 #endif

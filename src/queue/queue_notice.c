@@ -72,40 +72,37 @@ notice_compose(const struct config *cfg, const char *id, const char *from, const
 }
 
 int
-queue_notice(const struct config *cfg, const char *to, const char *subject, const char *body,
-    char id_r[QUEUE_ID_LEN + 1])
+queue_inject(const struct config *cfg, const char *sender, const char *to, const char *msg,
+    size_t msglen, char id_r[QUEUE_ID_LEN + 1])
 {
-	char from[300], dir[4096], id[QUEUE_ID_LEN + 1];
+	char dir[4096], id[QUEUE_ID_LEN + 1];
 	const char *at = strrchr(to, '@');
 	struct queue_rcpt rcpt = { .address = (char *)to };
 	struct queue_envelope env = {
 		.ctime = time(NULL),
-		.sender = from,
+		.sender = (char *)sender,
 		.client_ip = (char *)"127.0.0.1",
 		.helo = cfg->hostname,
 		.flags = QUEUE_FLAG_8BITMIME,
 		.rcpts = &rcpt,
 		.nrcpts = 1,
 	};
-	char *hdr = NULL, *msg = NULL, *all = NULL;
-	size_t hdrlen, msglen;
+	char *hdr = NULL, *all = NULL;
+	size_t hdrlen;
 	int ret = -1;
 
-	if (at == NULL || cfg->ndomains == 0 || strpbrk(to, "\r\n<> ") != NULL ||
-	    strpbrk(subject, "\r\n") != NULL) {
+	if (at == NULL || strpbrk(to, "\r\n<> ") != NULL || strpbrk(sender, "\r\n<> ") != NULL) {
 		errno = EINVAL;
 		return -1;
 	}
 	rcpt.local = config_is_local_domain(cfg, at + 1);
-	snprintf(from, sizeof(from), "postmaster@%s", cfg->domains[0]);
 	queue_new_id(id);
 	memcpy(env.id, id, sizeof(env.id));
 	if (fs_path(dir, sizeof(dir), "%s/queue/incoming", cfg->data_dir) == -1 ||
 	    fs_mkdir_p(dir, 0700) == -1)
 		return -1;
 	hdr = queue_envelope_format(&env, &hdrlen);
-	msg = notice_compose(cfg, id, from, to, subject, body, &msglen);
-	if (hdr == NULL || msg == NULL || (all = malloc(hdrlen + msglen)) == NULL) {
+	if (hdr == NULL || (all = malloc(hdrlen + msglen)) == NULL) {
 		errno = ENOMEM;
 		goto out;
 	}
@@ -118,7 +115,30 @@ queue_notice(const struct config *cfg, const char *to, const char *subject, cons
 	ret = 0;
 out:
 	free(hdr);
-	free(msg);
 	free(all);
+	return ret;
+}
+
+int
+queue_notice(const struct config *cfg, const char *to, const char *subject, const char *body,
+    char id_r[QUEUE_ID_LEN + 1])
+{
+	char from[300], id[QUEUE_ID_LEN + 1];
+	char *msg;
+	size_t msglen;
+	int ret;
+
+	if (cfg->ndomains == 0 || strpbrk(subject, "\r\n") != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(from, sizeof(from), "postmaster@%s", cfg->domains[0]);
+	queue_new_id(id);   /* names the Message-ID; the spool id is queue_inject's */
+	if ((msg = notice_compose(cfg, id, from, to, subject, body, &msglen)) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	ret = queue_inject(cfg, from, to, msg, msglen, id_r);
+	free(msg);
 	return ret;
 }

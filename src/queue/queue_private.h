@@ -3,6 +3,8 @@
 #define BULWARK_QUEUE_PRIVATE_H
 
 #include <limits.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "queue/queue.h"
@@ -15,7 +17,13 @@ struct queue_entry {
 	bool busy;            /* a delivery job runs */
 	bool remote_waiting;  /* only remote recipients are left */
 	time_t retry_at;      /* 0: not waiting for a retry */
+	int attempts;         /* remote delivery attempts so far */
 };
+
+struct dns;
+struct queue_remote;
+
+#define QUEUE_REMOTE_MAX 20   /* remote delivery attempts at once */
 
 struct queue {
 	struct event_base *base;
@@ -26,6 +34,14 @@ struct queue {
 	char incomingdir[PATH_MAX]; /* data_dir/queue/incoming: notices to pick up */
 	char holddir[PATH_MAX];     /* data_dir/queue/hold: held by the admin or lockdown */
 	bool lockdown;              /* queue/LOCKDOWN exists */
+	/* remote delivery (queue_remote.c); dns NULL: remote mail waits */
+	struct dns *dns;
+	SSL_CTX *client_tls;
+	struct queue_remote *remote;  /* attempts on the network now */
+	size_t remote_active;
+	char smarthost_host[256];     /* outbound.smarthost split, or "" */
+	int smarthost_port;
+	struct sockaddr_storage smarthost_ss;  /* when the smarthost is an address */
 	struct queue_entry *head;
 	size_t count, busy;
 	struct event *retry_ev;
@@ -34,7 +50,30 @@ struct queue {
 	struct fs_barrier *spool_barrier, *mail_barrier;
 };
 
+struct queue_bounce_rcpt {
+	const char *address;
+	char status[16];          /* enhanced status, "5.1.1" */
+	char remote_mta[256];     /* "" when the failure was ours (DNS, refused here) */
+	char diagnostic[512];     /* "550 5.1.1 <x>: user unknown" */
+};
+
+/* queue_bounce.c: a DSN for the failed recipients to env's sender. 0 ok. */
+int queue_bounce(const struct config *cfg, const struct queue_envelope *env, const char *msg,
+    size_t len, const struct queue_bounce_rcpt *failed, size_t n);
+
 /* queue_scheduler.c: a committed message enters the schedule. */
 void queue_schedule_new(struct queue *q, const char *id);
+/* Forget an entry (its file is gone). */
+void queue_entry_drop(struct queue *q, struct queue_entry *e);
+
+/*
+ * queue_remote.c: start delivering env's pending remote recipients (env and
+ * buf become the attempt's on success; the entry is busy until it ends).
+ * false: not now (no resolver, too many attempts running, no memory).
+ */
+bool queue_remote_start(struct queue *q, struct queue_entry *e, struct queue_envelope *env,
+    char *buf, size_t len, size_t body, int attempts);
+/* Shutdown: drop every attempt in flight (nothing acknowledged is lost). */
+void queue_remote_abort_all(struct queue *q);
 
 #endif

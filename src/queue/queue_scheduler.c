@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/cidr.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -29,6 +30,10 @@
 struct queue_job {
 	struct queue *q;
 	struct queue_entry *e;
+	struct queue_envelope env;   /* kept for remote delivery */
+	char *buf;
+	size_t len, body;
+	int attempts;
 	bool removed;       /* every recipient done, spool file gone */
 	bool failed;        /* a local delivery failed: retry later */
 	bool remote_left;
@@ -47,7 +52,7 @@ queue_id_valid(const char *name)
 
 /* Mark the recipients listed in ID.state as done. */
 static void
-queue_state_load(const char *path, struct queue_envelope *env)
+queue_state_load(const char *path, struct queue_envelope *env, int *attempts_r)
 {
 	char *buf;
 	size_t len;
@@ -58,6 +63,10 @@ queue_state_load(const char *path, struct queue_envelope *env)
 		char *end;
 		unsigned long idx;
 
+		if (strncmp(line, "attempts ", 9) == 0) {
+			*attempts_r = atoi(line + 9);
+			continue;
+		}
 		if (strncmp(line, "done ", 5) != 0)
 			continue;
 		idx = strtoul(line + 5, &end, 10);
@@ -68,7 +77,7 @@ queue_state_load(const char *path, struct queue_envelope *env)
 }
 
 static int
-queue_state_save(const char *dir, const char *id, const struct queue_envelope *env)
+queue_state_save(const char *dir, const char *id, const struct queue_envelope *env, int attempts)
 {
 	char name[QUEUE_ID_LEN + 8], *buf = NULL;
 	size_t len = 0;
@@ -80,6 +89,8 @@ queue_state_save(const char *dir, const char *id, const struct queue_envelope *e
 	for (size_t i = 0; i < env->nrcpts; i++)
 		if (env->rcpts[i].done)
 			fprintf(f, "done %zu\n", i);
+	if (attempts > 0)
+		fprintf(f, "attempts %d\n", attempts);
 	if (fclose(f) != 0) {
 		free(buf);
 		return -1;
@@ -199,7 +210,7 @@ queue_job_work(void *arg)
 		free(buf);
 		return;
 	}
-	queue_state_load(statepath, &env);
+	queue_state_load(statepath, &env, &job->attempts);
 	progress = queue_job_deliver_local(job, &env, buf + body, len - body);
 	if (!job->failed && !job->remote_left) {
 		/* No fsync needed: a lost unlink means a duplicate, never a loss. */
@@ -208,11 +219,27 @@ queue_job_work(void *arg)
 			log_warn("event=queue.error queue_id=%s reason=unlink", env.id);
 		job->removed = true;
 		log_info("event=queue.removed queue_id=%s", env.id);
-	} else if (progress && queue_state_save(job->q->dir, env.id, &env) == -1) {
+	} else if (progress && queue_state_save(job->q->dir, env.id, &env, job->attempts) == -1) {
 		log_warn("event=queue.error queue_id=%s reason=state", env.id);
+	}
+	if (job->remote_left && !job->failed) {
+		/* Handed to remote delivery on the loop (queue_job_done). */
+		job->env = env;
+		job->buf = buf;
+		job->len = len;
+		job->body = body;
+		return;
 	}
 	queue_envelope_clear(&env);
 	free(buf);
+}
+
+static void queue_entry_unlink(struct queue *q, struct queue_entry *e);
+
+void
+queue_entry_drop(struct queue *q, struct queue_entry *e)
+{
+	queue_entry_unlink(q, e);
 }
 
 static void
@@ -253,6 +280,14 @@ fail:
 }
 
 static void
+queue_job_free(struct queue_job *job)
+{
+	queue_envelope_clear(&job->env);
+	free(job->buf);
+	free(job);
+}
+
+static void
 queue_job_done(void *arg)
 {
 	struct queue_job *job = arg;
@@ -263,17 +298,30 @@ queue_job_done(void *arg)
 	q->busy--;
 	if (job->removed) {
 		queue_entry_unlink(q, e);
+		queue_job_free(job);
+		return;
 	} else if (job->failed) {
 		e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
 	} else if (job->remote_left) {
 		e->remote_waiting = true;
+		e->attempts = job->attempts;
 		if (q->lockdown && queue_hold(q, e) == 0) {
-			free(job);
+			queue_job_free(job);
 			return;
 		}
-		log_info("event=queue.waiting queue_id=%s reason=\"remote delivery not available yet\"", e->id);
+		if (q->dns != NULL) {
+			if (queue_remote_start(q, e, &job->env, job->buf, job->len, job->body,
+			    job->attempts)) {
+				e->remote_waiting = false;
+				job->buf = NULL;   /* the attempt's now */
+			} else {
+				e->retry_at = time(NULL) + 30;   /* busy: try again soon */
+			}
+		} else {
+			log_info("event=queue.waiting queue_id=%s reason=\"no remote delivery configured\"", e->id);
+		}
 	}
-	free(job);
+	queue_job_free(job);
 }
 
 static void
@@ -417,7 +465,7 @@ queue_control(struct queue *q)
 
 		for (; e != NULL; e = next) {
 			next = e->next;
-			if (!e->busy && e->remote_waiting)
+			if (!e->busy && (e->remote_waiting || e->retry_at != 0))
 				(void)queue_hold(q, e);
 		}
 	}
@@ -477,6 +525,37 @@ queue_barriers_open(struct queue *q)
 		q->mail_barrier = q->spool_barrier;
 	else if ((q->mail_barrier = fs_barrier_new(mail)) == NULL)
 		return -1;
+	return 0;
+}
+
+int
+queue_set_outbound(struct queue *q, struct dns *dns, SSL_CTX *client_tls, char **error_r)
+{
+	const char *sh = q->cfg->outbound.smarthost;
+
+	q->dns = dns;
+	q->client_tls = client_tls;
+	if (sh != NULL) {
+		const char *colon = strrchr(sh, ':');
+		const char *why;
+		socklen_t sl;
+		size_t hl;
+
+		if (colon == NULL || (q->smarthost_port = atoi(colon + 1)) <= 0 ||
+		    q->smarthost_port > 65535) {
+			if (asprintf(error_r, "outbound.smarthost: bad HOST:PORT '%s'", sh) == -1)
+				*error_r = NULL;
+			return -1;
+		}
+		hl = (size_t)(colon - sh);
+		if (hl >= 2 && sh[0] == '[' && sh[hl - 1] == ']') {
+			sh++;
+			hl -= 2;
+		}
+		snprintf(q->smarthost_host, sizeof(q->smarthost_host), "%.*s", (int)hl, sh);
+		if (sockaddr_parse_listen(q->cfg->outbound.smarthost, &q->smarthost_ss, &sl, &why) != 0)
+			memset(&q->smarthost_ss, 0, sizeof(q->smarthost_ss));   /* a name: resolve it */
+	}
 	return 0;
 }
 
@@ -576,6 +655,7 @@ queue_free(struct queue **qp)
 	if (q == NULL)
 		return;
 	*qp = NULL;
+	queue_remote_abort_all(q);
 	if (q->retry_ev != NULL)
 		event_free(q->retry_ev);
 	if (q->pickup_ev != NULL)

@@ -137,6 +137,11 @@ enc_get(const char *s, size_t n)
 		} else {
 			out[o++] = s[i];
 		}
+		if (out[o - 1] == '\0') {
+			/* format never writes a NUL: a value cut short is a corrupt file */
+			free(out);
+			return NULL;
+		}
 	}
 	out[o] = '\0';
 	return out;
@@ -205,11 +210,14 @@ queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env, si
 		} else if (n > 5 && memcmp(line, "time ", 5) == 0) {
 			env->ctime = strtoll(line + 5, NULL, 10);
 		} else if (n >= 7 && memcmp(line, "client ", 7) == 0 && env->client_ip == NULL) {
-			env->client_ip = enc_get(line + 7, n - 7);
+			if ((env->client_ip = enc_get(line + 7, n - 7)) == NULL)
+				break;
 		} else if (n >= 5 && memcmp(line, "helo ", 5) == 0 && env->helo == NULL) {
-			env->helo = enc_get(line + 5, n - 5);
+			if ((env->helo = enc_get(line + 5, n - 5)) == NULL)
+				break;
 		} else if (n >= 7 && memcmp(line, "sender ", 7) == 0 && env->sender == NULL) {
-			env->sender = enc_get(line + 7, n - 7);
+			if ((env->sender = enc_get(line + 7, n - 7)) == NULL)
+				break;
 		} else if (n >= 5 && memcmp(line, "flags", 5) == 0 && queue_flags_parse(line + 5, n - 5, &env->flags) == 0) {
 			;
 		} else if (n > 7 && memcmp(line, "rcpt ", 5) == 0 && line[6] == ' ' &&
@@ -223,7 +231,7 @@ queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env, si
 				.address = enc_get(line + 7, n - 7),
 				.local = line[5] == 'L',
 			};
-			if (r[env->nrcpts++].address == NULL)
+			if (r[env->nrcpts++].address == NULL || r[env->nrcpts - 1].address[0] == '\0')
 				break;
 		} else {
 			break;   /* unknown line: refuse rather than guess */
