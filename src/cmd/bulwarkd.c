@@ -24,6 +24,7 @@
 #include "core/pool.h"
 #include "core/tls.h"
 #include "directory/directory.h"
+#include "dkim/dkim.h"
 #include "dns/dns.h"
 #include "guard/guard.h"
 #include "http/http_server.h"
@@ -198,6 +199,8 @@ main(int argc, char **argv)
 	struct pool *pool = NULL, *auth_pool = NULL;
 	struct http_server *http = NULL;
 	struct dns *dns = NULL;
+	struct dkim_key ***dkim_keys = NULL;
+	size_t *dkim_nkeys = NULL;
 	SSL_CTX *tls = NULL, *client_tls = NULL;
 	struct audit_count audit = { 0 };
 	const char *path = NULL;
@@ -272,6 +275,20 @@ main(int argc, char **argv)
 	}
 	if ((http = http_server_new(cfg, &error)) == NULL)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "http");
+	/* DKIM keys are root's 0600 files: read them before the drop. A bad
+	 * key stops the start: never silently unsigned mail. */
+	dkim_keys = calloc(cfg->ndomains + 1, sizeof(*dkim_keys));
+	dkim_nkeys = calloc(cfg->ndomains + 1, sizeof(*dkim_nkeys));
+	if (dkim_keys == NULL || dkim_nkeys == NULL)
+		fatalx("event=start.error reason=\"out of memory\"");
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		if (dkim_keys_load(cfg->data_dir, cfg->domains[i], &dkim_keys[i], &dkim_nkeys[i],
+		    &error) == -1)
+			fatalx("event=start.error reason=\"dkim: %s\"", error != NULL ? error : "out of memory");
+		for (size_t k = 0; k < dkim_nkeys[i]; k++)
+			log_info("event=dkim.key domain=%s selector=%s algorithm=%s", cfg->domains[i],
+			    dkim_key_selector(dkim_keys[i][k]), dkim_alg_name(dkim_key_alg(dkim_keys[i][k])));
+	}
 	drop_privileges(cfg);
 	metrics_describe_defaults();
 	if (directory_open(cfg->data_dir, &dir, &error) == -1)
@@ -292,6 +309,7 @@ main(int argc, char **argv)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "dns");
 	if ((client_tls = smtp_client_tls_ctx_new(NULL, &error)) == NULL)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "tls client");
+	queue_set_dkim(d.queue, dkim_keys, dkim_nkeys);
 	if (queue_set_outbound(d.queue, dns, client_tls, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "outbound");
 	if (queue_start(d.queue, &error) == -1)
@@ -348,6 +366,10 @@ main(int argc, char **argv)
 	}
 	dns_free(&dns);
 	SSL_CTX_free(client_tls);
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		dkim_keys_free(&dkim_keys[i], dkim_nkeys[i]);
+	free(dkim_keys);
+	free(dkim_nkeys);
 	directory_free(&dir);
 	guard_free(&guard);
 	if (d.stop_timer != NULL)

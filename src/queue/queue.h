@@ -25,6 +25,7 @@ struct queue_writer;
 enum queue_flag {
 	QUEUE_FLAG_8BITMIME = 1 << 0,
 	QUEUE_FLAG_SMTPUTF8 = 1 << 1,
+	QUEUE_FLAG_SIGN = 1 << 2,      /* from an authenticated user or mynetworks: DKIM-sign */
 };
 
 struct queue_rcpt {
@@ -60,6 +61,14 @@ struct dns;
  * 0 ok, -1 with a malloc'd *error_r (a smarthost that cannot be parsed).
  */
 int queue_set_outbound(struct queue *q, struct dns *dns, SSL_CTX *client_tls, char **error_r);
+struct dkim_key;
+/*
+ * DKIM keys for outbound mail: for each local domain cfg->domains[i], its
+ * keys[i] (nkeys[i] of them, possibly 0). Messages flagged QUEUE_FLAG_SIGN
+ * whose From domain has keys are signed with all of them before they
+ * leave. The arrays stay the caller's and must outlive the queue.
+ */
+void queue_set_dkim(struct queue *q, struct dkim_key ***keys, const size_t *nkeys);
 /* Create the directories, drop half-written files, schedule what is queued. */
 int queue_start(struct queue *q, char **error_r);
 void queue_free(struct queue **q);

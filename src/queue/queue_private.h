@@ -42,6 +42,8 @@ struct queue {
 	char smarthost_host[256];     /* outbound.smarthost split, or "" */
 	int smarthost_port;
 	struct sockaddr_storage smarthost_ss;  /* when the smarthost is an address */
+	struct dkim_key ***dkim_keys;  /* by cfg->domains index (queue_set_dkim) */
+	const size_t *dkim_nkeys;
 	struct queue_entry *head;
 	size_t count, busy;
 	struct event *retry_ev;

@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "delivery/delivery.h"
+#include "dkim/dkim.h"
 #include "queue/queue_private.h"
 
 #define QUEUE_RETRY_SECONDS 60
@@ -178,6 +179,8 @@ queue_job_deliver_local(struct queue_job *job, struct queue_envelope *env,
 	return progress;
 }
 
+static int queue_job_sign(struct queue_job *job);
+
 /* Pool thread: deliver what is local and not done yet. */
 static void
 queue_job_work(void *arg)
@@ -228,6 +231,8 @@ queue_job_work(void *arg)
 		job->buf = buf;
 		job->len = len;
 		job->body = body;
+		if (queue_job_sign(job) == -1)
+			job->failed = true;   /* retried later, never sent unsigned */
 		return;
 	}
 	queue_envelope_clear(&env);
@@ -525,6 +530,99 @@ queue_barriers_open(struct queue *q)
 		q->mail_barrier = q->spool_barrier;
 	else if ((q->mail_barrier = fs_barrier_new(mail)) == NULL)
 		return -1;
+	return 0;
+}
+
+void
+queue_set_dkim(struct queue *q, struct dkim_key ***keys, const size_t *nkeys)
+{
+	q->dkim_keys = keys;
+	q->dkim_nkeys = nkeys;
+}
+
+/* The domain of the message's first From: address, lower-cased, or "". */
+static void
+from_domain(const char *msg, size_t len, char *buf, size_t buflen)
+{
+	const char *end = memmem(msg, len, "\r\n\r\n", 4);
+	const char *p = msg, *hend = end != NULL ? end : msg + len;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	while (p < hend) {
+		const char *eol = memmem(p, (size_t)(hend - p), "\r\n", 2);
+		const char *line_end = eol != NULL ? eol : hend;
+
+		if (line_end - p > 5 && strncasecmp(p, "From:", 5) == 0) {
+			/* the field may be folded: look up to the next unfolded line */
+			const char *f = p + 5, *fend = line_end;
+			const char *at;
+
+			while (fend + 2 < hend && (fend[2] == ' ' || fend[2] == '\t')) {
+				const char *n = memmem(fend + 2, (size_t)(hend - fend - 2), "\r\n", 2);
+
+				fend = n != NULL ? n : hend;
+			}
+			if ((at = memchr(f, '@', (size_t)(fend - f))) == NULL)
+				return;
+			for (at++; at < fend && o + 1 < buflen; at++) {
+				char c = *at;
+
+				if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				    (c >= '0' && c <= '9') || c == '-' || c == '.'))
+					break;
+				buf[o++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+			}
+			buf[o] = '\0';
+			return;
+		}
+		p = line_end + 2;
+	}
+}
+
+/*
+ * Pool thread: sign a message that leaves (QUEUE_FLAG_SIGN) with the keys of
+ * its From domain. The spool file stays as received; the signed copy goes
+ * out. A signing failure defers the message (logged), so a broken key
+ * never sends mail unsigned in silence.
+ */
+static int
+queue_job_sign(struct queue_job *job)
+{
+	const struct config *cfg = job->q->cfg;
+	char domain[256], *hdrs = NULL, *err = NULL, *nb;
+	const char *msg = job->buf + job->body;
+	size_t len = job->len - job->body, hl;
+
+	if (!(job->env.flags & QUEUE_FLAG_SIGN) || job->q->dkim_keys == NULL)
+		return 0;
+	from_domain(msg, len, domain, sizeof(domain));
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		if (strcmp(cfg->domains[i], domain) != 0 || job->q->dkim_nkeys[i] == 0)
+			continue;
+		if (dkim_sign_keys(job->q->dkim_keys[i], job->q->dkim_nkeys[i], msg, len, time(NULL),
+		    &hdrs, &err) == -1) {
+			log_warnx("event=dkim.error queue_id=%s domain=%s reason=\"%s\"", job->env.id,
+			    domain, err != NULL ? err : "out of memory");
+			free(err);
+			return -1;
+		}
+		hl = strlen(hdrs);
+		if ((nb = malloc(hl + len)) == NULL) {
+			free(hdrs);
+			return -1;
+		}
+		memcpy(nb, hdrs, hl);
+		memcpy(nb + hl, msg, len);
+		free(hdrs);
+		free(job->buf);
+		job->buf = nb;
+		job->len = hl + len;
+		job->body = 0;
+		log_info("event=dkim.signed queue_id=%s domain=%s signatures=%zu", job->env.id, domain,
+		    job->q->dkim_nkeys[i]);
+		return 0;
+	}
 	return 0;
 }
 

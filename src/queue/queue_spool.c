@@ -94,6 +94,8 @@ queue_envelope_format(const struct queue_envelope *env, size_t *len_r)
 		fputs(" 8bitmime", f);
 	if (env->flags & QUEUE_FLAG_SMTPUTF8)
 		fputs(" smtputf8", f);
+	if (env->flags & QUEUE_FLAG_SIGN)
+		fputs(" sign", f);
 	fputc('\n', f);
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		fprintf(f, "rcpt %c ", env->rcpts[i].local ? 'L' : 'R');
@@ -154,6 +156,7 @@ queue_flags_parse(const char *p, size_t n, unsigned *flags_r)
 	static const struct { const char *word; unsigned flag; } words[] = {
 		{ "8bitmime", QUEUE_FLAG_8BITMIME },
 		{ "smtputf8", QUEUE_FLAG_SMTPUTF8 },
+		{ "sign", QUEUE_FLAG_SIGN },
 	};
 	const char *end = p + n;
 

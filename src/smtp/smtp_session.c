@@ -478,7 +478,8 @@ smtp_session_begin_message(struct smtp_session *s, bool bdat)
 		.client_ip = s->ip,
 		.helo = s->helo,
 		.flags = (s->params.body == SMTP_BODY_8BITMIME ? QUEUE_FLAG_8BITMIME : 0) |
-		    (s->params.smtputf8 ? QUEUE_FLAG_SMTPUTF8 : 0),
+		    (s->params.smtputf8 ? QUEUE_FLAG_SMTPUTF8 : 0) |
+		    (s->authenticated || s->trusted ? QUEUE_FLAG_SIGN : 0),
 		.rcpts = s->rcpts,
 		.nrcpts = s->nrcpts,
 	};

@@ -162,3 +162,66 @@ def test_authenticated_relay_reaches_the_sink(bulwark, sink):
     s.quit()
     wait_until(lambda: [m for m in sink_messages(sink) if token.encode() in m[1]],
                what="the relayed message at the sink")
+
+
+def _txt_records(text):
+    """{'sel._domainkey.dom.': b'v=DKIM1; ...'} from bulwarkctl dkim keygen output."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'^(\S+)\s+IN\s+TXT\s+(.*)$', line)
+        if m:
+            out[m.group(1)] = "".join(re.findall(r'"([^"]*)"', m.group(2))).encode()
+    return out
+
+
+def test_outbound_mail_is_dkim_signed(bulwark, sink):
+    dkim = pytest.importorskip("dkim")
+    d = bulwark({"outbound": {"smarthost": f"127.0.0.1:{sink['plain']}"}}, start=False)
+    cp = d.ctl("dkim", "keygen", "example.test")
+    assert cp.returncode == 0, cp.stderr
+    records = _txt_records(cp.stdout)
+    assert len(records) == 2, cp.stdout   # rsa-sha256 and ed25519-sha256 by default
+    d.start()
+    d.add_standard_users()
+    token = f"signed-{time.time_ns()}"
+    msg = (f"From: Alice <alice@example.test>\r\nTo: <dan@far.example>\r\nSubject: {token}\r\n"
+           f"Date: Fri, 27 Nov 2026 09:00:00 +0000\r\nMessage-ID: <{token}@example.test>\r\n\r\n"
+           f"signed body\r\n").encode()
+    assert send_trusted(d, "alice@example.test", ["dan@far.example"], msg) == {}
+    fields, eml = wait_until(lambda: [m for m in sink_messages(sink) if token.encode() in m[1]],
+                             what="the signed message at the sink")[0]
+    eml = eml.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    sigs = re.findall(rb"(?im)^DKIM-Signature:.*?a=([a-z0-9-]+)", eml.replace(b"\r\n\t", b" ").replace(b"\r\n ", b" "))
+    assert sorted(sigs) == [b"ed25519-sha256", b"rsa-sha256"], eml[:600]
+
+    def dnsfunc(name, timeout=5):
+        key = name.decode() if isinstance(name, bytes) else name
+        return records.get(key if key.endswith(".") else key + ".", b"")
+    d_obj = dkim.DKIM(eml)
+    n = eml.count(b"DKIM-Signature:")
+    for i in range(n):
+        assert d_obj.verify(idx=i, dnsfunc=dnsfunc), f"signature {i} does not verify"
+    assert "event=dkim.signed" in d.log_text()
+    # a tampered body fails
+    bad = eml.replace(b"signed body", b"signed b0dy")
+    try:
+        ok = dkim.DKIM(bad).verify(idx=0, dnsfunc=dnsfunc)
+    except dkim.ValidationError:
+        ok = False   # dkimpy raises on a body hash mismatch
+    assert not ok
+
+
+def test_mail_from_strangers_is_not_signed(bulwark, sink):
+    # inbound MX mail from outside is for local users: never signed, never relayed
+    d = bulwark({"outbound": {"smarthost": f"127.0.0.1:{sink['plain']}"}}, start=False)
+    assert d.ctl("dkim", "keygen", "example.test").returncode == 0
+    d.start()
+    d.add_standard_users()
+    import smtplib
+    s = smtplib.SMTP(H.SERVER_IP, d.smtp_port, local_hostname="client.example.org",
+                     source_address=(H.UNTRUSTED, 0), timeout=30)
+    s.sendmail("x@far.example", ["alice@example.test"], b"From: x@far.example\r\nSubject: in\r\n\r\nhi\r\n")
+    s.quit()
+    wait_until(lambda: d.read_maildir("alice@example.test"), what="local delivery")
+    _, raw = d.read_maildir("alice@example.test")[0]
+    assert b"DKIM-Signature" not in raw
