@@ -567,7 +567,7 @@ http_server_start(struct http_server *srv, char **error_r)
 			set_error(error_r, "listen.http %s: cannot start the HTTP daemon", l->text);
 			return -1;
 		}
-		log_info("event=http.listen address=%s", l->text);
+		log_info("event=listen service=http address=%s", l->text);
 	}
 	return 0;
 }
