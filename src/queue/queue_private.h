@@ -22,6 +22,7 @@ struct queue_entry {
 
 struct dns;
 struct queue_remote;
+struct queue_key_lookup;
 
 #define QUEUE_REMOTE_MAX 20   /* remote delivery attempts at once */
 
@@ -43,6 +44,7 @@ struct queue {
 	int smarthost_port;
 	struct sockaddr_storage smarthost_ss;  /* when the smarthost is an address */
 	struct dkim_key ***dkim_keys;  /* by cfg->domains index (queue_set_dkim) */
+	struct queue_key_lookup *lookups;   /* DKIM key lookups in flight */
 	const size_t *dkim_nkeys;
 	struct queue_entry *head;
 	size_t count, busy;

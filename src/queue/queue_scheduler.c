@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "core/pool.h"
 #include "delivery/delivery.h"
 #include "dkim/dkim.h"
+#include "dns/dns.h"
 #include "queue/queue_private.h"
 
 #define QUEUE_RETRY_SECONDS 60
@@ -31,6 +33,10 @@
 struct queue_job {
 	struct queue *q;
 	struct queue_entry *e;
+	/* inbound DKIM (RFC 6376) before local delivery: verify, then A-R */
+	struct dkim_verify *verify;      /* signatures waiting for their keys */
+	char *auth_results;              /* the header to prepend, once known */
+	size_t dns_left;
 	struct queue_envelope env;   /* kept for remote delivery */
 	char *buf;
 	size_t len, body;
@@ -107,8 +113,91 @@ queue_state_save(const char *dir, const char *id, const struct queue_envelope *e
  * one barrier for their data, publish them all, one barrier for the names.
  * Returns true if any recipient was newly delivered.
  */
+/*
+ * Is line (at a header field start) an Authentication-Results field that
+ * claims our authserv-id? (RFC 8601 5: a border MTA removes those.)
+ */
+static bool
+ar_claims_us(const char *line, const char *end, const char *hostname)
+{
+	const char *p = line + 23;
+	size_t hl = strlen(hostname);
+
+	if (end - line < 23 || strncasecmp(line, "Authentication-Results:", 23) != 0)
+		return false;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return (size_t)(end - p) >= hl && strncasecmp(p, hostname, hl) == 0 &&
+	    (p + hl == end || p[hl] == ';' || p[hl] == ' ' || p[hl] == '\t' || p[hl] == '\r');
+}
+
+/* The copy for local mailboxes: our A-R first, forged ones claiming us dropped. */
+static char *
+queue_local_copy(const struct queue_job *job, const char *msg, size_t len, size_t *len_r)
+{
+	const char *hend = memmem(msg, len, "\r\n\r\n", 4);
+	size_t arl = job->auth_results != NULL ? strlen(job->auth_results) : 0;
+	char *out = malloc(arl + len + 1), *o = out;
+	const char *p = msg, *stop = hend != NULL ? hend + 2 : msg + len;
+
+	if (out == NULL)
+		return NULL;
+	if (arl > 0) {
+		memcpy(o, job->auth_results, arl);
+		o += arl;
+	}
+	while (p < stop) {
+		/* one field: its first line and every continuation line */
+		const char *f = p, *q = p;
+
+		do {
+			const char *nl = memmem(q, (size_t)(stop - q), "\r\n", 2);
+
+			q = nl != NULL ? nl + 2 : stop;
+		} while (q < stop && (*q == ' ' || *q == '\t'));
+		if (ar_claims_us(f, q, job->q->cfg->hostname))
+			log_info("event=delivery.strip queue_id=%s header=Authentication-Results reason=forged",
+			    job->e->id);
+		else {
+			memcpy(o, f, (size_t)(q - f));
+			o += q - f;
+		}
+		p = q;
+	}
+	memcpy(o, stop, (size_t)(msg + len - stop));
+	o += msg + len - stop;
+	*len_r = (size_t)(o - out);
+	return out;
+}
+
+static bool
+queue_job_deliver_local_copy(struct queue_job *job, struct queue_envelope *env,
+    const char *msg, size_t len);
+
 static bool
 queue_job_deliver_local(struct queue_job *job, struct queue_envelope *env,
+    const char *msg, size_t len)
+{
+	size_t clen;
+	char *copy;
+	bool r;
+
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (!env->rcpts[i].done && env->rcpts[i].local)
+			goto work;
+	return queue_job_deliver_local_copy(job, env, msg, len);   /* only remote ones */
+work:
+	if ((copy = queue_local_copy(job, msg, len, &clen)) == NULL) {
+		job->failed = true;
+		return false;
+	}
+	r = queue_job_deliver_local_copy(job, env, copy, clen);
+	free(copy);
+	return r;
+}
+
+static bool
+queue_job_deliver_local_copy(struct queue_job *job, struct queue_envelope *env,
     const char *msg, size_t len)
 {
 	const struct config *cfg = job->q->cfg;
@@ -181,6 +270,46 @@ queue_job_deliver_local(struct queue_job *job, struct queue_envelope *env,
 
 static int queue_job_sign(struct queue_job *job);
 
+/*
+ * Pool thread: verify the DKIM signatures of mail from outside that has
+ * local recipients. Without signatures the result is known at once
+ * (dkim=none); with some, returns true: their keys are looked up on the
+ * loop (queue_job_done) and the job runs again with job->auth_results.
+ */
+static bool
+queue_job_verify(struct queue_job *job, const struct queue_envelope *env, const char *msg,
+    size_t len)
+{
+	const char *host = job->q->cfg->hostname;
+	bool local = false;
+	char *clauses;
+
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (!env->rcpts[i].done && env->rcpts[i].local)
+			local = true;
+	if (!local || (env->flags & QUEUE_FLAG_SIGN) || job->q->dns == NULL)
+		return false;   /* ours (authenticated, mynetworks): nothing to verify */
+	if (dkim_verify_begin(msg, len, time(NULL), &job->verify) == -1)
+		return false;
+	for (size_t i = 0; i < dkim_verify_count(job->verify); i++)
+		if (dkim_verify_query(job->verify, i) != NULL)
+			return true;
+	if (dkim_verify_count(job->verify) == 0) {
+		/* Unsigned: nothing to report (forged results are still removed). */
+		job->auth_results = strdup("");
+		dkim_verify_free(&job->verify);
+		return false;
+	}
+	/* No lookup needed: every signature is decided already. */
+	clauses = dkim_auth_results(job->verify, ";\r\n\t");
+	if (clauses != NULL && asprintf(&job->auth_results,
+	    "Authentication-Results: %s;\r\n\t%s\r\n", host, clauses) == -1)
+		job->auth_results = NULL;
+	free(clauses);
+	dkim_verify_free(&job->verify);
+	return false;
+}
+
 /* Pool thread: deliver what is local and not done yet. */
 static void
 queue_job_work(void *arg)
@@ -214,6 +343,12 @@ queue_job_work(void *arg)
 		return;
 	}
 	queue_state_load(statepath, &env, &job->attempts);
+	if (job->auth_results == NULL && queue_job_verify(job, &env, buf + body, len - body)) {
+		/* Key lookups first (on the loop), then this job runs again. */
+		queue_envelope_clear(&env);
+		free(buf);
+		return;
+	}
 	progress = queue_job_deliver_local(job, &env, buf + body, len - body);
 	if (!job->failed && !job->remote_left) {
 		/* No fsync needed: a lost unlink means a duplicate, never a loss. */
@@ -288,8 +423,117 @@ static void
 queue_job_free(struct queue_job *job)
 {
 	queue_envelope_clear(&job->env);
+	dkim_verify_free(&job->verify);
+	free(job->auth_results);
 	free(job->buf);
 	free(job);
+}
+
+static void queue_job_done(void *arg);
+static void queue_job_work(void *arg);
+
+/* All keys answered: write the A-R header and run the job again. */
+static void
+queue_job_keys_done(struct queue_job *job)
+{
+	char *clauses = dkim_auth_results(job->verify, ";\r\n\t");
+
+	if (clauses == NULL || asprintf(&job->auth_results, "Authentication-Results: %s;\r\n\t%s\r\n",
+	    job->q->cfg->hostname, clauses) == -1)
+		job->auth_results = strdup("");   /* no memory: deliver without it */
+	free(clauses);
+	log_info("event=dkim.verified queue_id=%s pass=%s", job->e->id,
+	    dkim_verify_pass(job->verify) ? "yes" : "no");
+	dkim_verify_free(&job->verify);
+	if (job->auth_results == NULL || pool_submit(job->q->pool, queue_job_work, queue_job_done, job) == -1) {
+		job->e->busy = false;
+		job->e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
+		queue_job_free(job);
+		return;
+	}
+	job->q->busy++;
+}
+
+struct queue_key_lookup {
+	struct queue_key_lookup *next, *prev;   /* q->lookups, for shutdown */
+	struct queue_job *job;
+	size_t sig;
+	struct dns_req *req;
+};
+
+static void
+queue_lookup_unlink(struct queue *q, struct queue_key_lookup *l)
+{
+	if (l->prev != NULL)
+		l->prev->next = l->next;
+	else
+		q->lookups = l->next;
+	if (l->next != NULL)
+		l->next->prev = l->prev;
+}
+
+/* Shutdown: cancel key lookups in flight and free their jobs. */
+static void
+queue_lookups_abort(struct queue *q)
+{
+	while (q->lookups != NULL) {
+		struct queue_key_lookup *l = q->lookups;
+		struct queue_job *job = l->job;
+
+		queue_lookup_unlink(q, l);
+		dns_cancel(&l->req);
+		free(l);
+		if (--job->dns_left == 0)
+			queue_job_free(job);
+	}
+}
+
+static void
+queue_key_cb(void *arg, enum dns_status status, const char *const *txts, size_t n)
+{
+	struct queue_key_lookup *l = arg;
+	struct queue_job *job = l->job;
+
+	l->req = NULL;
+	queue_lookup_unlink(job->q, l);
+	enum dkim_dns r = status == DNS_OK && n > 0 ? DKIM_DNS_FOUND :
+	    status == DNS_TEMPFAIL ? DKIM_DNS_TEMPFAIL : DKIM_DNS_NONE;
+
+	dkim_verify_answer(job->verify, l->sig, r, r == DKIM_DNS_FOUND ? txts[0] : NULL,
+	    r == DKIM_DNS_FOUND ? strlen(txts[0]) : 0);
+	free(l);
+	if (--job->dns_left == 0)
+		queue_job_keys_done(job);
+}
+
+/* Loop thread: one TXT lookup per signature that needs its key. */
+static void
+queue_job_lookup_keys(struct queue_job *job)
+{
+	size_t n = dkim_verify_count(job->verify);
+
+	job->dns_left = 1;   /* held until every lookup is started */
+	for (size_t i = 0; i < n; i++) {
+		const char *name = dkim_verify_query(job->verify, i);
+		struct queue_key_lookup *l;
+
+		if (name == NULL || (l = calloc(1, sizeof(*l))) == NULL)
+			continue;   /* decided already (or no memory: a temperror) */
+		l->job = job;
+		l->sig = i;
+		if ((l->req = dns_resolve_txt(job->q->dns, name, queue_key_cb, l)) == NULL) {
+			dkim_verify_answer(job->verify, i, DKIM_DNS_NONE, NULL, 0);
+			free(l);
+			continue;
+		}
+		job->dns_left++;
+		l->next = job->q->lookups;
+		if (l->next != NULL)
+			l->next->prev = l;
+		job->q->lookups = l;
+	}
+	if (--job->dns_left == 0)
+		queue_job_keys_done(job);
 }
 
 static void
@@ -299,8 +543,12 @@ queue_job_done(void *arg)
 	struct queue *q = job->q;
 	struct queue_entry *e = job->e;
 
-	e->busy = false;
 	q->busy--;
+	if (job->verify != NULL && !job->removed && !job->failed) {
+		queue_job_lookup_keys(job);   /* e stays busy: the job comes back */
+		return;
+	}
+	e->busy = false;
 	if (job->removed) {
 		queue_entry_unlink(q, e);
 		queue_job_free(job);
@@ -754,6 +1002,7 @@ queue_free(struct queue **qp)
 		return;
 	*qp = NULL;
 	queue_remote_abort_all(q);
+	queue_lookups_abort(q);
 	if (q->retry_ev != NULL)
 		event_free(q->retry_ev);
 	if (q->pickup_ev != NULL)
