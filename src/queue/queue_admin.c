@@ -21,6 +21,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "queue/queue_admin.h"
+#include "queue/queue_private.h"
 
 #define QA_ENVELOPE_MAX (1024 * 1024)  /* the scheduler's header slack */
 #define QA_STATE_MAX (1024 * 1024)
@@ -167,40 +168,6 @@ queue_admin_list_free(struct queue_admin_msg **msgs, size_t n)
 
 /* ---- reading ---- */
 
-static int
-qa_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* A %XX-encoded value (queue_spool.c's encoding), decoded into a new string. */
-static char *
-qa_decode(const char *s, size_t n)
-{
-	char *out = malloc(n + 1);
-	size_t o = 0;
-
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && qa_hexval(s[i + 1]) >= 0 &&
-		    qa_hexval(s[i + 2]) >= 0) {
-			out[o++] = (char)(qa_hexval(s[i + 1]) << 4 | qa_hexval(s[i + 2]));
-			i += 2;
-		} else {
-			out[o++] = s[i];
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
 /*
  * Read fd until the envelope ends (its "data" line) and then up to extra
  * bytes of the message; never more than QA_ENVELOPE_MAX + extra. The buffer
@@ -288,7 +255,7 @@ qa_state_load(const char *dir, struct queue_admin_msg *msg)
 				msg->attempts = v > UINT_MAX ? UINT_MAX : (unsigned)v;
 		} else if (strncmp(line, "error ", 6) == 0) {
 			free(msg->last_error);
-			if ((msg->last_error = qa_decode(line + 6, strlen(line + 6))) == NULL) {
+			if ((msg->last_error = queue_value_decode(line + 6, strlen(line + 6))) == NULL) {
 				free(buf);
 				return -1;
 			}

@@ -3,6 +3,7 @@
 #define BULWARK_QUEUE_PRIVATE_H
 
 #include <limits.h>
+#include <stdio.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -64,6 +65,14 @@ struct queue_bounce_rcpt {
 /* queue_bounce.c: a DSN for the failed recipients to env's sender. 0 ok. */
 int queue_bounce(const struct config *cfg, const struct queue_envelope *env, const char *msg,
     size_t len, const struct queue_bounce_rcpt *failed, size_t n);
+
+/*
+ * The spool's value encoding (queue_spool.c): bytes <= 0x20, 0x7f and '%'
+ * as %XX, so a value is always one field of one line. Decoding refuses a
+ * NUL (format never writes one): NULL then, as for no memory.
+ */
+void queue_value_encode(FILE *f, const char *s);
+char *queue_value_decode(const char *s, size_t n);
 
 /* queue_scheduler.c: a committed message enters the schedule. */
 void queue_schedule_new(struct queue *q, const char *id);

@@ -176,8 +176,7 @@ remote_commit_work(void *arg)
 		if (r->env.rcpts[i].done)
 			fprintf(f, "done %zu\n", i);
 	fprintf(f, "attempts %d\nerror ", r->attempts + 1);
-	for (const unsigned char *p = (const unsigned char *)r->last_error; *p; p++)
-		fprintf(f, (*p <= 0x20 || *p == 0x7f || *p == '%') ? "%%%02X" : "%c", *p);
+	queue_value_encode(f, r->last_error);
 	fputc('\n', f);
 	if (fclose(f) == 0) {
 		snprintf(name, sizeof(name), "%s.state", r->env.id);

@@ -62,9 +62,8 @@ queue_envelope_clear(struct queue_envelope *env)
 	memset(env, 0, sizeof(*env));
 }
 
-/* Append s %XX-encoded to the stream. */
-static void
-enc_put(FILE *f, const char *s)
+void
+queue_value_encode(FILE *f, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""); *p; p++) {
 		if (*p <= 0x20 || *p == 0x7f || *p == '%')
@@ -84,11 +83,11 @@ queue_envelope_format(const struct queue_envelope *env, size_t *len_r)
 	if (f == NULL)
 		return NULL;
 	fprintf(f, "bulwark-queue 1\nid %s\ntime %lld\nclient ", env->id, (long long)env->ctime);
-	enc_put(f, env->client_ip);
+	queue_value_encode(f, env->client_ip);
 	fputs("\nhelo ", f);
-	enc_put(f, env->helo);
+	queue_value_encode(f, env->helo);
 	fputs("\nsender ", f);
-	enc_put(f, env->sender);
+	queue_value_encode(f, env->sender);
 	fputs("\nflags", f);
 	if (env->flags & QUEUE_FLAG_8BITMIME)
 		fputs(" 8bitmime", f);
@@ -99,7 +98,7 @@ queue_envelope_format(const struct queue_envelope *env, size_t *len_r)
 	fputc('\n', f);
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		fprintf(f, "rcpt %c ", env->rcpts[i].local ? 'L' : 'R');
-		enc_put(f, env->rcpts[i].address);
+		queue_value_encode(f, env->rcpts[i].address);
 		fputc('\n', f);
 	}
 	fputs("data\n", f);
@@ -123,9 +122,8 @@ hexval(char c)
 	return -1;
 }
 
-/* Decode a %XX value of n bytes into a new string. */
-static char *
-enc_get(const char *s, size_t n)
+char *
+queue_value_decode(const char *s, size_t n)
 {
 	char *out = malloc(n + 1);
 	size_t o = 0;
@@ -213,13 +211,13 @@ queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env, si
 		} else if (n > 5 && memcmp(line, "time ", 5) == 0) {
 			env->ctime = strtoll(line + 5, NULL, 10);
 		} else if (n >= 7 && memcmp(line, "client ", 7) == 0 && env->client_ip == NULL) {
-			if ((env->client_ip = enc_get(line + 7, n - 7)) == NULL)
+			if ((env->client_ip = queue_value_decode(line + 7, n - 7)) == NULL)
 				break;
 		} else if (n >= 5 && memcmp(line, "helo ", 5) == 0 && env->helo == NULL) {
-			if ((env->helo = enc_get(line + 5, n - 5)) == NULL)
+			if ((env->helo = queue_value_decode(line + 5, n - 5)) == NULL)
 				break;
 		} else if (n >= 7 && memcmp(line, "sender ", 7) == 0 && env->sender == NULL) {
-			if ((env->sender = enc_get(line + 7, n - 7)) == NULL)
+			if ((env->sender = queue_value_decode(line + 7, n - 7)) == NULL)
 				break;
 		} else if (n >= 5 && memcmp(line, "flags", 5) == 0 && queue_flags_parse(line + 5, n - 5, &env->flags) == 0) {
 			;
@@ -231,7 +229,7 @@ queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env, si
 				break;
 			env->rcpts = r;
 			r[env->nrcpts] = (struct queue_rcpt){
-				.address = enc_get(line + 7, n - 7),
+				.address = queue_value_decode(line + 7, n - 7),
 				.local = line[5] == 'L',
 			};
 			if (r[env->nrcpts++].address == NULL || r[env->nrcpts - 1].address[0] == '\0')
