@@ -174,6 +174,16 @@ static bool
 queue_job_deliver_local_copy(struct queue_job *job, struct queue_envelope *env,
     const char *msg, size_t len);
 
+/* Does env still have a local recipient to deliver to? */
+static bool
+queue_local_pending(const struct queue_envelope *env)
+{
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (!env->rcpts[i].done && env->rcpts[i].local)
+			return true;
+	return false;
+}
+
 static bool
 queue_job_deliver_local(struct queue_job *job, struct queue_envelope *env,
     const char *msg, size_t len)
@@ -182,11 +192,8 @@ queue_job_deliver_local(struct queue_job *job, struct queue_envelope *env,
 	char *copy;
 	bool r;
 
-	for (size_t i = 0; i < env->nrcpts; i++)
-		if (!env->rcpts[i].done && env->rcpts[i].local)
-			goto work;
-	return queue_job_deliver_local_copy(job, env, msg, len);   /* only remote ones */
-work:
+	if (!queue_local_pending(env))   /* only remote ones: no copy to make */
+		return queue_job_deliver_local_copy(job, env, msg, len);
 	if ((copy = queue_local_copy(job, msg, len, &clen)) == NULL) {
 		job->failed = true;
 		return false;
@@ -281,13 +288,9 @@ queue_job_verify(struct queue_job *job, const struct queue_envelope *env, const 
     size_t len)
 {
 	const char *host = job->q->cfg->hostname;
-	bool local = false;
 	char *clauses;
 
-	for (size_t i = 0; i < env->nrcpts; i++)
-		if (!env->rcpts[i].done && env->rcpts[i].local)
-			local = true;
-	if (!local || (env->flags & QUEUE_FLAG_SIGN) || job->q->dns == NULL)
+	if (!queue_local_pending(env) || (env->flags & QUEUE_FLAG_SIGN) || job->q->dns == NULL)
 		return false;   /* ours (authenticated, mynetworks): nothing to verify */
 	if (dkim_verify_begin(msg, len, time(NULL), &job->verify) == -1)
 		return false;

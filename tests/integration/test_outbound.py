@@ -59,7 +59,6 @@ def wait_until(cond, timeout=20, what="condition"):
 
 
 def send_trusted(d, sender, rcpts, body):
-    c = H.smtp_client(d.smtp_port, H.TRUSTED) if hasattr(H, "smtp_client") else None
     import smtplib
     s = smtplib.SMTP(H.SERVER_IP, d.smtp_port, local_hostname="client.example.org",
                      source_address=(H.TRUSTED, 0), timeout=30)
