@@ -129,7 +129,7 @@ def base_config(data_dir, ports):
     """The test config: loopback, free ports, mynetworks 127.0.0.1/32 only,
     no greet pause (tests that need one set it), nothing leaves the box
     (smarthost and resolver point at a closed loopback port)."""
-    smtp, submission, submissions, dead = ports
+    smtp, submission, submissions, dead, imap, imaps = ports
     return {
         "hostname": HOSTNAME,
         "domains": list(DOMAINS),
@@ -140,8 +140,8 @@ def base_config(data_dir, ports):
             "smtp": [f"{SERVER_IP}:{smtp}"],
             "submission": [f"{SERVER_IP}:{submission}"],
             "submissions": [f"{SERVER_IP}:{submissions}"],
-            "imap": [],
-            "imaps": [],
+            "imap": [f"{SERVER_IP}:{imap}"],
+            "imaps": [f"{SERVER_IP}:{imaps}"],
             "http": [],
         },
         "tls": {"cert": None, "key": None},
@@ -184,7 +184,7 @@ class Daemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.data_dir = self.workdir / "data"
-        self.ports = free_ports(4)
+        self.ports = free_ports(6)
         overrides = overrides or {}
         if "intrusion_prevention" not in overrides:
             # Tests that do not exercise bans must not be banned by them: the
@@ -210,6 +210,14 @@ class Daemon:
     @property
     def submissions_port(self):
         return self.ports[2]
+
+    @property
+    def imap_port(self):
+        return self.ports[4]
+
+    @property
+    def imaps_port(self):
+        return self.ports[5]
 
     @property
     def shutdown_timeout(self):

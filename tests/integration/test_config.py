@@ -19,7 +19,7 @@ def render(tmp_path, overrides=None, drop=(), extra=()):
     """Write a config: the test base config (minus the top-level keys in
     drop) followed by the lines in extra. Returns (path, line number of the
     first extra line)."""
-    cfg = H.deep_merge(H.base_config(tmp_path / "data", H.free_ports(4)), overrides)
+    cfg = H.deep_merge(H.base_config(tmp_path / "data", H.free_ports(6)), overrides)
     for k in drop:
         cfg.pop(k, None)
     lines = H.to_yaml(cfg).split("\n")
