@@ -878,10 +878,10 @@ imap_command_dispatch(struct imap_session *s, const char *tag, const char *name,
 		}
 	}
 	if (cmd == NULL || (c.uid && !(cmd->flags & CMD_UID))) {
-		char e[LOG_ESCAPE_MAX];
-
-		log_info("event=imap.unknown_command session=%s client=%s command=%s", s->id, s->ip,
-		    log_escape(e, sizeof(e), c.name, strlen(c.name)));
+		/* The name is not logged: a misframed literal can make a password
+		 * look like a command. */
+		log_info("event=imap.unknown_command session=%s client=%s length=%zu", s->id, s->ip,
+		    strlen(c.name));
 		imap_session_error(s, tag, "BAD Unknown command");
 		return;
 	}

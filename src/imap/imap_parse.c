@@ -150,7 +150,8 @@ tok_finish(struct imap_parser *p, enum imap_arg_type type)
 
 	if (a == NULL || (a->str = malloc(p->toklen + 1)) == NULL)
 		return -1;
-	memcpy(a->str, p->tok, p->toklen);
+	if (p->toklen > 0)
+		memcpy(a->str, p->tok, p->toklen);
 	a->str[p->toklen] = '\0';
 	a->len = p->toklen;
 	p->toklen = 0;
@@ -252,12 +253,10 @@ parse_fail(struct imap_parser *p, enum imap_parse_error e, const char *msg, bool
 static int
 parser_eol(struct imap_parser *p, const char **error_r)
 {
-	if (p->state == PS_TAG || p->state == PS_NAME) {
-		if (p->taglen == 0 && p->state == PS_TAG)
-			return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Empty command line", true, error_r);
-		if (p->namelen == 0)
-			return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Missing command", true, error_r);
-	}
+	if (p->taglen == 0)
+		return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Empty command line", true, error_r);
+	if (p->namelen == 0)
+		return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Missing command", true, error_r);
 	if (p->depth > 0)
 		return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Unbalanced parentheses", true, error_r);
 	p->done = true;
