@@ -391,6 +391,59 @@ list_attrs(struct evbuffer *out, unsigned attrs, bool lsub)
 	evbuffer_add(out, ")", 1);
 }
 
+/* Is name subscribed? */
+static bool
+lsub_subscribed(const struct imap_mailbox_info *list, size_t n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((list[i].attrs & IMAP_MBOX_SUBSCRIBED) && strlen(list[i].name) == len &&
+		    strncmp(list[i].name, name, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * RFC 3501 6.3.9: with '%', a level above a subscribed mailbox that matches
+ * the pattern but is not subscribed itself is returned with \Noselect.
+ */
+static void
+lsub_parents(struct evbuffer *out, const char *pat, const struct imap_mailbox_info *list, size_t n)
+{
+	char **seen = calloc(n + 1, sizeof(char *));
+	size_t nseen = 0;
+
+	if (seen == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = list[i].name;
+
+		if (!(list[i].attrs & IMAP_MBOX_SUBSCRIBED))
+			continue;
+		for (const char *sl = strchr(name, '/'); sl != NULL; sl = strchr(sl + 1, '/')) {
+			size_t len = (size_t)(sl - name);
+			char *parent = strndup(name, len);
+			bool dup = false;
+
+			if (parent == NULL)
+				break;
+			for (size_t k = 0; k < nseen && !dup; k++)
+				dup = strcmp(seen[k], parent) == 0;
+			if (dup || lsub_subscribed(list, n, name, len) || !list_match(pat, parent, false) ||
+			    nseen >= n) {
+				free(parent);
+				continue;
+			}
+			evbuffer_add_printf(out, "* LSUB (\\Noselect) \"/\" ");
+			imap_write_string(out, parent, len);
+			evbuffer_add_printf(out, "\r\n");
+			seen[nseen++] = parent;
+		}
+	}
+	for (size_t k = 0; k < nseen; k++)
+		free(seen[k]);
+	free(seen);
+}
+
 static enum cmd_result
 cmd_list(struct imap_session *s, struct cmd *c)
 {
@@ -429,6 +482,8 @@ cmd_list(struct imap_session *s, struct cmd *c)
 		imap_write_string(out, name, strlen(name));
 		evbuffer_add_printf(out, "\r\n");
 	}
+	if (lsub && strchr(full, '%') != NULL)
+		lsub_parents(out, full, list, n);
 	imap_store_infos_free(&list, n);
 	free(full);
 	return reply(c, CMD_OK, "%s completed", c->name);
