@@ -1159,6 +1159,8 @@ imap_store_open(const char *data_dir, const char *address, enum imap_store_error
 			if (imap_store_create(st, special_use[i].name, &e) == -1 &&
 			    e != IMAP_STORE_ERR_EXISTS)
 				log_warnx("imap store: %s: cannot create %s", address, special_use[i].name);
+			/* subscribed, so clients that list LSUB only show them */
+			(void)imap_store_subscribe(st, special_use[i].name, true, &e);
 		}
 	}
 	st->next = registry;
@@ -1594,11 +1596,12 @@ imap_store_rename(struct imap_store *st, const char *from, const char *to,
 		set_err(err_r, IMAP_STORE_ERR_BADNAME);  /* onto itself or inside itself */
 		return -1;
 	}
-	if (mbox_path(st, fd, path, sizeof(path)) == -1 || !mbox_exists(path)) {
+	if (mbox_path(st, fd, path, sizeof(path)) == -1) {
 		set_err(err_r, IMAP_STORE_ERR_NONEXISTENT);
 		return -1;
 	}
-	/* the mailbox and its children: ".a" and ".a.*" */
+	/* the mailbox and its children: ".a" and ".a.*" (an implied \Noselect
+	 * parent has only children: they move all the same, RFC 3501 6.3.5) */
 	if ((d = opendir(st->root)) == NULL) {
 		set_err(err_r, store_errno(errno));
 		return -1;
@@ -1607,6 +1610,9 @@ imap_store_rename(struct imap_store *st, const char *from, const char *to,
 		char **nm;
 
 		if (strncmp(de->d_name, fd, fl) != 0 || (de->d_name[fl] != '\0' && de->d_name[fl] != '.'))
+			continue;
+		if (fs_path(tpath, sizeof(tpath), "%s/%s", st->root, de->d_name) == -1 ||
+		    !mbox_exists(tpath))
 			continue;
 		if ((nm = realloc(moves, (nmoves + 1) * sizeof(*nm))) == NULL ||
 		    (nm[nmoves] = strdup(de->d_name)) == NULL) {
@@ -1620,6 +1626,10 @@ imap_store_rename(struct imap_store *st, const char *from, const char *to,
 		nmoves++;
 	}
 	closedir(d);
+	if (nmoves == 0) {
+		set_err(err_r, IMAP_STORE_ERR_NONEXISTENT);
+		goto done;
+	}
 	for (size_t i = 0; i < nmoves; i++) {
 		struct stat sb;
 
