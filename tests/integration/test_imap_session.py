@@ -519,3 +519,36 @@ def test_literal_and_append_roundtrip(im):
     assert b"\\Flagged" in data[0][0] and b"$Work" in data[0][0]
     assert b"14-Nov-2023 22:13:20 +0000" in data[0][0], data[0][0]
     m.logout()
+
+
+# ---------------------------------------------------------------- CONDSTORE (RFC 7162)
+
+
+def test_condstore(im):
+    user = H.unique_user(im, "cs")
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN {user} {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    assert c.cmd("b", "ENABLE CONDSTORE")[0] == "* ENABLED CONDSTORE"
+    assert c.cmd("c", "APPEND INBOX {5+}\r\nhello")[-1].startswith("c OK [APPENDUID")
+    assert c.cmd("d", "APPEND INBOX (\\Seen) {5+}\r\nworld")[-1].startswith("d OK")
+    r = c.cmd("e", "SELECT INBOX (CONDSTORE)")
+    hms = [l for l in r if "[HIGHESTMODSEQ " in l]
+    assert hms, r
+    highest = int(re.search(r"HIGHESTMODSEQ (\d+)", hms[0]).group(1))
+    r = c.cmd("f", "FETCH 1:* (FLAGS)")
+    mods = [int(re.search(r"MODSEQ \((\d+)\)", l).group(1)) for l in r if l.startswith("* ") and " FETCH " in l]
+    assert len(mods) == 2 and max(mods) == highest, r
+    # a conditional STORE against an older mod-sequence fails for that message
+    r = c.cmd("g", f"STORE 1 (UNCHANGEDSINCE {mods[0] - 1}) +FLAGS (\\Flagged)")
+    assert r[-1].startswith("g OK [MODIFIED 1]"), r
+    r = c.cmd("h", f"UID STORE 1 (UNCHANGEDSINCE {mods[0]}) +FLAGS.SILENT (\\Flagged)")
+    assert r[-1].startswith("h OK"), r
+    assert any("MODSEQ (" in l and "FLAGS" not in l for l in r), "silent STORE still says MODSEQ"
+    r = c.cmd("i", f"FETCH 1:* (UID) (CHANGEDSINCE {highest})")
+    assert len([l for l in r if l.startswith("* ") and " FETCH " in l]) == 1, r
+    r = c.cmd("j", f"SEARCH MODSEQ {highest + 1}")
+    assert r[0].startswith("* SEARCH 1 (MODSEQ "), r
+    r = c.cmd("k", "STATUS INBOX (HIGHESTMODSEQ)")
+    assert int(re.search(r"HIGHESTMODSEQ (\d+)", r[0]).group(1)) > highest, r
+    c.cmd("l", "LOGOUT")
+    c.close()
