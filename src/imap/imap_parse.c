@@ -928,10 +928,10 @@ fetch_body_parse(const char *s, struct imap_fetch_spec *spec)
 		if (s[1] < '0' || s[1] > '9')
 			goto fail;
 		o = strtoull(s + 1, &e, 10);
-		if (*e != '.' || e[1] < '1' || e[1] > '9' || o > UINT32_MAX)
+		if (*e != '.' || e[1] < '0' || e[1] > '9' || o > UINT32_MAX)
 			goto fail;
 		c = strtoull(e + 1, &e, 10);
-		if (*e != '>' || e[1] != '\0' || c > UINT32_MAX || c == 0 || errno != 0)
+		if (*e != '>' || e[1] != '\0' || c > UINT32_MAX || errno != 0)
 			goto fail;
 		fs.partial = true;
 		fs.offset = (uint32_t)o;

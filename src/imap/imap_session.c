@@ -117,15 +117,19 @@ imap_session_tagged(struct imap_session *s, const char *tag, const char *fmt, ..
 void
 imap_session_error(struct imap_session *s, const char *tag, const char *fmt, ...)
 {
+	char text[512];
 	va_list ap;
 
 	if (s->bev == NULL || s->closing)
 		return;
-	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s ", tag[0] != '\0' ? tag : "*");
 	va_start(ap, fmt);
-	imap_session_vprintf(s, fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s %s\r\n", tag[0] != '\0' ? tag : "*",
+	    text);
+	/* Our reply text only (no client bytes in it), for the operator. */
+	log_info("event=imap.client_error session=%s client=%s state=%s reply=\"%s\"", s->id, s->ip,
+	    state_names[s->state], text);
 	if (++s->errors >= s->cfg->imap.max_errors) {
 		log_info("event=imap.too_many_errors session=%s client=%s errors=%d", s->id, s->ip,
 		    s->errors);

@@ -322,7 +322,7 @@ static const struct fetch_case fetch_cases[] = {
 	{ "BODY[HEADER]", true, 0, "BODY[HEADER]", true },
 	{ "BODY[MIME]", false }, { "BODY[0]", false }, { "BODY[1.]", false }, { "BODY[X]", false },
 	{ "BODY[HEADER.FIELDS ()]", false }, { "BODY[HEADER.FIELDS]", false },
-	{ "BODY[]<1>", false }, { "BODY[]<1.0>", false }, { "BODY[]<a.1>", false },
+	{ "BODY[]<1>", false }, { "BODY[]<a.1>", false }, { "BODY[]<1.0>", true, 0, "BODY[]", true },
 	{ "BODY[]x", false }, { "BODYX[]", false }, { "FOO", false }, { "()", false },
 	{ "(FLAGS (UID))", false }, { "\"FLAGS\"", false },
 };
