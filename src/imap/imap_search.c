@@ -23,6 +23,8 @@ struct search_msg {
 	struct imap_session *s;
 	uint32_t seq;
 	const struct imap_msg *m;
+	const char *hraw;          /* the header block as cached (valid until the next store call) */
+	size_t hrawlen;
 	struct imap_mime *hdr;     /* the header block, parsed on demand */
 	struct imap_mime *full;    /* the whole message, parsed on demand */
 	char *raw;
@@ -42,6 +44,39 @@ search_hdr(struct search_msg *sm)
 	    (sm->hdr = imap_mime_parse(h, len)) == NULL)
 		sm->failed = true;
 	return sm->hdr;
+}
+
+/*
+ * Can the needle not be in this header at all? Only when that is certain
+ * without decoding: an ASCII needle without white space (unfolding only
+ * removes CRLF before white space) in a header of plain ASCII without
+ * encoded words. Then the raw bytes decide, and most messages of a large
+ * mailbox are never parsed.
+ */
+static bool
+search_hdr_cannot_match(struct search_msg *sm, const char *needle)
+{
+	enum imap_store_error err;
+	size_t nlen = strlen(needle);
+
+	if (nlen == 0 || sm->hdr != NULL)
+		return false;
+	for (size_t i = 0; i < nlen; i++)
+		if ((unsigned char)needle[i] >= 0x80 || needle[i] == ' ' || needle[i] == '\t')
+			return false;
+	if (sm->hraw == NULL &&
+	    (sm->hraw = imap_mailbox_header(sm->s->mb, sm->seq, &sm->hrawlen, &err)) == NULL)
+		return false;
+	for (size_t i = 0; i < sm->hrawlen; i++) {
+		unsigned char c = (unsigned char)sm->hraw[i];
+
+		if (c >= 0x80 || c == 0 || (c == '=' && i + 1 < sm->hrawlen && sm->hraw[i + 1] == '?'))
+			return false;
+	}
+	for (size_t i = 0; i + nlen <= sm->hrawlen; i++)
+		if (strncasecmp(sm->hraw + i, needle, nlen) == 0)
+			return false;
+	return true;
 }
 
 static struct imap_mime *
@@ -126,7 +161,11 @@ search_match(struct search_msg *sm, const struct imap_search_node *n)
 	case IMAP_SK_SMALLER:
 		return m->size < n->num;
 	case IMAP_SK_HEADER: {
-		struct imap_mime *h = search_hdr(sm);
+		struct imap_mime *h;
+
+		if (search_hdr_cannot_match(sm, n->str2))
+			return false;
+		h = search_hdr(sm);
 
 		return h != NULL && imap_mime_header_contains(h, n->str, n->str2);
 	}
