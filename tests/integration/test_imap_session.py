@@ -595,3 +595,35 @@ def test_large_fetch_slow_reader(im):
     assert b"c OK" in c.buf and b"\r\nd OK" in c.buf[-200:], c.buf[-300:]
     assert got > 16 * len(body)
     c.close()
+
+
+# ---------------------------------------------------------------- timeouts, shutdown
+
+
+def test_login_and_idle_timeouts(bulwark):
+    d = bulwark(overrides={"imap": {"login_timeout": 1, "idle_timeout": 2}, **NO_BANS})
+    c = Raw(d.imap_port, source=H.TRUSTED)
+    assert c.closed(timeout=10), "not logged in: closed after imap.login_timeout"
+    assert b"* BYE Autologout" in c.buf, c.buf
+    c.close()
+    c = Raw(d.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN alice@example.test {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    c.cmd("b", "SELECT INBOX")
+    c.send("c IDLE\r\n")
+    assert c.line().startswith("+")
+    assert c.closed(timeout=15), "IDLE past imap.idle_timeout: closed"
+    assert b"* BYE Autologout" in c.buf, c.buf
+    c.close()
+
+
+def test_sigterm_says_bye_and_exits_0(bulwark):
+    d = bulwark(overrides=NO_BANS)
+    c = Raw(d.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN alice@example.test {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    c.cmd("b", "SELECT INBOX")
+    c.send("c IDLE\r\n")
+    assert c.line().startswith("+")
+    assert d.stop() == 0
+    c.closed(timeout=5)
+    assert b"* BYE" in c.buf, c.buf
+    c.close()
