@@ -627,3 +627,19 @@ def test_sigterm_says_bye_and_exits_0(bulwark):
     c.closed(timeout=5)
     assert b"* BYE" in c.buf, c.buf
     c.close()
+
+
+def test_new_keyword_announced_in_flags(im):
+    user = H.unique_user(im, "kw")
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN {user} {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    c.cmd("b", "APPEND INBOX {5+}\r\nhello")
+    r = c.cmd("c", "SELECT INBOX")
+    assert "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)" in r, r
+    r = c.cmd("d", "STORE 1 +FLAGS ($Project)")
+    # RFC 3501 7.2.6: the new keyword is announced before the tagged reply
+    flags = [l for l in r if l.startswith("* FLAGS")]
+    assert flags and "$Project" in flags[0], r
+    assert any(l.startswith("* OK [PERMANENTFLAGS") and "$Project" in l for l in r), r
+    c.cmd("e", "LOGOUT")
+    c.close()
