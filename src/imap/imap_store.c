@@ -351,7 +351,7 @@ store_unique(struct imap_store *st, char *buf, size_t buflen)
 /* --- reading messages -------------------------------------------------- */
 
 char *
-store_read_crlf(const char *path, size_t *len_r, int64_t *mtime_r, int *errno_r)
+store_read_crlf(const char *path, bool served, size_t *len_r, int64_t *mtime_r, int *errno_r)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
@@ -393,7 +393,7 @@ store_read_crlf(const char *path, size_t *len_r, int64_t *mtime_r, int *errno_r)
 	for (size_t i = 0; i < got; i++) {
 		if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r'))
 			out[o++] = '\r';
-		out[o++] = raw[i];
+		out[o++] = served && raw[i] == '\0' ? (char)0x80 : raw[i];
 	}
 	out[o] = '\0';
 	*len_r = o;
@@ -800,7 +800,7 @@ scan_new_file(struct store_mbox *sm, const char *fname, const struct uidlist *ul
 
 	if (fs_path(path, sizeof(path), "%s/%s", sm->path, fname) == -1)
 		return;
-	data = store_read_crlf(path, &len, &mtime, &e);
+	data = store_read_crlf(path, false, &len, &mtime, &e);
 	if (data == NULL)
 		return;  /* gone already, or unreadable: the next scan sees */
 	snprintf(base, sizeof(base), "%.*s", (int)base_len(fname + 4), fname + 4);

@@ -566,9 +566,9 @@ test_append_odd_bytes(void **state)
 	struct imap_store *st = open_store(f);
 	struct imap_mailbox *mb;
 	enum imap_store_error err;
-	/* bare LF, bare CR, NUL, no final newline */
+	/* bare LF, bare CR, NUL (served as 0x80, as Dovecot), no final newline */
 	static const char odd[] = "Subject: x\r\n\r\na\nb\rc\0d\r\nend";
-	static const char served[] = "Subject: x\r\n\r\na\r\nb\rc\0d\r\nend";
+	static const char served[] = "Subject: x\r\n\r\na\r\nb\rc\x80" "d\r\nend";
 	uint32_t uv, uid;
 	size_t len;
 	char *data;
