@@ -39,7 +39,22 @@ struct imap_mailbox {
 	uint64_t gen;          /* sm->gen at the last sync */
 	bool pending_expunge;  /* gone messages still in the view */
 	char *scratch[4];      /* returned cache strings, per enum index_cache */
+	struct window *win[4]; /* read-ahead of cached values (FETCH 1:*) */
 };
+
+/* Values of consecutive UIDs read in one query: FETCH 1:* ENVELOPE on a
+ * large mailbox costs one SQLite query per WINDOW_MAX messages. Dropped
+ * when the view syncs or idles, so idle sessions hold nothing. */
+#define WINDOW_MAX 128
+
+struct window {
+	size_t n;
+	uint32_t uid[WINDOW_MAX];
+	char *val[WINDOW_MAX];
+	size_t len[WINDOW_MAX];
+};
+
+static void windows_drop(struct imap_mailbox *mb);
 
 static void
 set_err(enum imap_store_error *err_r, enum imap_store_error e)
@@ -162,6 +177,7 @@ imap_mailbox_close(struct imap_mailbox **mbp)
 	st = mb->st;
 	for (size_t i = 0; i < 4; i++)
 		free(mb->scratch[i]);
+	windows_drop(mb);
 	free(mb->v);
 	free(mb);
 	imap_store_close(&st);
@@ -229,6 +245,7 @@ imap_mailbox_seq_of_uid(const struct imap_mailbox *mb, uint32_t uid)
 bool
 imap_mailbox_changed(struct imap_mailbox *mb)
 {
+	windows_drop(mb);  /* an idling view holds no read-ahead */
 	return mb->gen != mb->sm->gen || mb->pending_expunge || store_mbox_disk_changed(mb->sm);
 }
 
@@ -248,6 +265,7 @@ imap_mailbox_sync(struct imap_mailbox *mb, bool allow_expunge, const struct imap
 	uint32_t maxuid, recent = 0;
 	bool changed_flags = false;
 
+	windows_drop(mb);
 	if (store_mbox_refresh(sm, false) == -1)
 		return -1;
 	if (!mb->readonly)
@@ -779,6 +797,72 @@ done:
 	return ret;
 }
 
+static void
+windows_drop(struct imap_mailbox *mb)
+{
+	for (size_t k = 0; k < 4; k++) {
+		struct window *w = mb->win[k];
+
+		if (w == NULL)
+			continue;
+		for (size_t i = 0; i < w->n; i++)
+			free(w->val[i]);
+		free(w);
+		mb->win[k] = NULL;
+	}
+}
+
+static int
+window_add(void *ctx, uint32_t uid, const char *val, size_t len)
+{
+	struct window *w = ctx;
+	char *copy;
+
+	if (w->n == WINDOW_MAX || (copy = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(copy, val, len);
+	copy[len] = '\0';
+	w->uid[w->n] = uid;
+	w->val[w->n] = copy;
+	w->len[w->n] = len;
+	w->n++;
+	return 0;
+}
+
+/* The value for uid from the read-ahead window (refilled from uid on when
+ * uid is not in it): 1 found (ownership moves to *val_r), 0 not cached. */
+static int
+window_get(struct imap_mailbox *mb, enum index_cache what, uint32_t uid, char **val_r,
+    size_t *len_r)
+{
+	struct window *w = mb->win[what];
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (w != NULL) {
+			for (size_t i = 0; i < w->n; i++) {
+				if (w->uid[i] == uid && w->val[i] != NULL) {
+					*val_r = w->val[i];
+					*len_r = w->len[i];
+					w->val[i] = NULL;
+					return 1;
+				}
+			}
+		}
+		if (pass == 1)
+			break;
+		/* refill from uid on */
+		if (w == NULL && (w = mb->win[what] = calloc(1, sizeof(*w))) == NULL)
+			return 0;
+		for (size_t i = 0; i < w->n; i++)
+			free(w->val[i]);
+		w->n = 0;
+		if (imap_index_cache_range(mb->st->ix, mb->sm->dbid, uid, WINDOW_MAX, what, window_add,
+		    w) == -1)
+			return 0;
+	}
+	return 0;
+}
+
 static const char *
 cached(struct imap_mailbox *mb, uint32_t seq, enum index_cache what, size_t *len_r,
     enum imap_store_error *err_r)
@@ -792,7 +876,9 @@ cached(struct imap_mailbox *mb, uint32_t seq, enum index_cache what, size_t *len
 	if (e == NULL)
 		return NULL;
 	uid = e->m.uid;
-	rc = imap_index_cache_get(mb->st->ix, mb->sm->dbid, uid, what, &val, &len);
+	rc = window_get(mb, what, uid, &val, &len);
+	if (rc == 0)
+		rc = imap_index_cache_get(mb->st->ix, mb->sm->dbid, uid, what, &val, &len);
 	if (rc == 0) {
 		if ((msg = read_msg(mb, seq, false, &mlen, err_r)) == NULL)
 			return NULL;

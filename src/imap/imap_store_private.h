@@ -138,6 +138,10 @@ int imap_index_cache_get(struct imap_index *ix, int64_t id, uint32_t uid, enum i
     char **val_r, size_t *len_r);
 int imap_index_cache_put(struct imap_index *ix, int64_t id, uint32_t uid, const char *envelope,
     const char *body, const char *bodystructure, const char *header, size_t hlen);
+/* The cached values of up to max messages from first_uid on (uid order). */
+int imap_index_cache_range(struct imap_index *ix, int64_t id, uint32_t first_uid, size_t max,
+    enum index_cache what, int (*cb)(void *ctx, uint32_t uid, const char *val, size_t len),
+    void *ctx);
 int imap_index_cache_copy(struct imap_index *ix, int64_t src_id, uint32_t src_uid,
     int64_t dst_id, uint32_t dst_uid);
 
