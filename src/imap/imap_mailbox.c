@@ -87,13 +87,14 @@ claim_new(struct store_mbox *sm)
 
 	for (size_t i = 0; i < sm->n; i++) {
 		struct store_entry *e = &sm->e[i];
-		char info[32];
+		char info[64], letters[STORE_KEYWORD_LETTERS + 1];
 		char *copy;
 		struct index_msg im;
 
 		if (strncmp(e->fname, "new/", 4) != 0)
 			continue;
-		store_info_build(e->m.flags, NULL, info, sizeof(info));
+		store_kw_letters(sm, e->m.keywords, letters, sizeof(letters));
+		store_info_build(e->m.flags, NULL, letters, info, sizeof(info));
 		if (fs_path(fname, sizeof(fname), "cur/%.*s:2,%s", (int)(e->baselen - 4), e->fname + 4,
 		    info) == -1 ||
 		    fs_path(from, sizeof(from), "%s/%s", sm->path, e->fname) == -1 ||
@@ -352,9 +353,13 @@ entry_of(struct imap_mailbox *mb, uint32_t seq, enum imap_store_error *err_r)
 /* Rename e's file to carry flags; retries once after a rescan if another
  * program renamed it first. 0 ok, -1 err set. */
 static int
-entry_rename(struct imap_mailbox *mb, uint32_t seq, uint32_t flags, enum imap_store_error *err_r)
+entry_rename(struct imap_mailbox *mb, uint32_t seq, uint32_t flags, const char *const *keywords,
+    enum imap_store_error *err_r)
 {
 	struct store_mbox *sm = mb->sm;
+	char letters[STORE_KEYWORD_LETTERS + 1];
+
+	store_kw_letters(sm, keywords, letters, sizeof(letters));
 
 	for (int tries = 0; tries < 2; tries++) {
 		struct store_entry *e = entry_of(mb, seq, err_r);
@@ -365,7 +370,8 @@ entry_rename(struct imap_mailbox *mb, uint32_t seq, uint32_t flags, enum imap_st
 		if (e == NULL)
 			return -1;
 		old_info = strncmp(e->fname, "cur/", 4) == 0 ? strstr(e->fname, ":2,") : NULL;
-		store_info_build(flags, old_info != NULL ? old_info + 3 : NULL, info, sizeof(info));
+		store_info_build(flags, old_info != NULL ? old_info + 3 : NULL, letters, info,
+		    sizeof(info));
 		if (fs_path(fname, sizeof(fname), "cur/%.*s:2,%s", (int)(e->baselen - 4), e->fname + 4,
 		    info) == -1 ||
 		    fs_path(from, sizeof(from), "%s/%s", sm->path, e->fname) == -1 ||
@@ -448,7 +454,8 @@ imap_mailbox_store(struct imap_mailbox *mb, uint32_t seq, enum imap_flag_op op, 
 		set_err(err_r, IMAP_STORE_OK);
 		return 0;
 	}
-	if (nf != (e->m.flags & SYSTEM_FLAGS) && entry_rename(mb, seq, nf, err_r) == -1)
+	/* system flags and keyword letters live in the file name */
+	if (entry_rename(mb, seq, nf, (const char *const *)kw->words, err_r) == -1)
 		return -1;
 	if ((e = entry_of(mb, seq, err_r)) == NULL)
 		return -1;
@@ -564,13 +571,15 @@ copy_one(struct imap_mailbox *mb, struct store_entry *e, struct store_mbox *dsm,
 {
 	struct store_mbox *sm = mb->sm;
 	char unique[400], info[64], src[PATH_MAX], dst[PATH_MAX], fname[600];
+	char letters[STORE_KEYWORD_LETTERS + 1];
 	const char *old_info = strncmp(e->fname, "cur/", 4) == 0 ? strstr(e->fname, ":2,") : NULL;
 	const struct store_kwset *kw;
 	struct store_entry *ne;
 
 	store_unique(sm->st, unique, sizeof(unique));
-	store_info_build(e->m.flags & SYSTEM_FLAGS, old_info != NULL ? old_info + 3 : NULL, info,
-	    sizeof(info));
+	store_kw_letters(dsm, e->m.keywords, letters, sizeof(letters));
+	store_info_build(e->m.flags & SYSTEM_FLAGS, old_info != NULL ? old_info + 3 : NULL, letters,
+	    info, sizeof(info));
 	if (fs_path(fname, sizeof(fname), "cur/%s,W=%llu:2,%s", unique, (unsigned long long)e->m.size,
 	    info) == -1 ||
 	    fs_path(src, sizeof(src), "%s/%s", sm->path, e->fname) == -1 ||
