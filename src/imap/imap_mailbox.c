@@ -247,6 +247,7 @@ bool
 imap_mailbox_changed(struct imap_mailbox *mb)
 {
 	windows_drop(mb);  /* an idling view holds no read-ahead */
+	imap_index_park(mb->st->ix, 5000);  /* nor its account an SQLite connection */
 	return mb->gen != mb->sm->gen || mb->pending_expunge || store_mbox_disk_changed(mb->sm);
 }
 

@@ -129,6 +129,8 @@ struct index_msg {
 };
 struct imap_index *imap_index_open(const char *path, bool *created_r);
 void imap_index_free(struct imap_index **ixp);
+/* Close the SQLite connection if unused for idle_ms (it reopens by itself). */
+void imap_index_park(struct imap_index *ix, int64_t idle_ms);
 int imap_index_begin(struct imap_index *ix);
 int imap_index_commit(struct imap_index *ix);
 /* 1 found, 0 not, -1 error */
