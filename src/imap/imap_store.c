@@ -697,7 +697,8 @@ mbox_insert(struct store_mbox *sm, uint32_t uid, const char *fname, uint32_t fla
 	struct store_entry *e;
 	char *copy;
 
-	if (mbox_grow(sm) == -1 || (copy = strdup(fname)) == NULL)
+	if (store_mbox_detach_views(sm) == -1 || mbox_grow(sm) == -1 ||
+	    (copy = strdup(fname)) == NULL)
 		return NULL;
 	e = &sm->e[sm->n++];
 	memset(e, 0, sizeof(*e));
@@ -754,6 +755,8 @@ store_mbox_add(struct store_mbox *sm, const char *fname, uint32_t flags,
 void
 store_mbox_remove(struct store_mbox *sm, size_t i)
 {
+	if (store_mbox_detach_views(sm) == -1)
+		return;  /* the next scan removes it */
 	imap_index_msg_delete(sm->st->ix, sm->dbid, sm->e[i].m.uid);
 	free(sm->e[i].fname);
 	memmove(&sm->e[i], &sm->e[i + 1], (sm->n - i - 1) * sizeof(sm->e[0]));
@@ -1611,6 +1614,7 @@ static void
 mbox_forget(struct store_mbox *sm)
 {
 	/* Views still open on it see every message expunged. */
+	(void)store_mbox_detach_views(sm);
 	for (size_t i = 0; i < sm->n; i++)
 		free(sm->e[i].fname);
 	sm->n = 0;

@@ -55,6 +55,7 @@ struct store_mbox {
 	size_t uidlist_lines;    /* lines in the uidlist file, for compaction */
 	char *kwname[STORE_KEYWORD_LETTERS];  /* keyword of file name letter 'a' + i */
 	size_t nkw;
+	struct imap_mailbox *views;  /* the sessions' views (imap_mailbox.c) */
 };
 
 struct imap_index;
@@ -114,6 +115,9 @@ enum imap_store_error store_errno(int e);
 /* Append a line to the mailbox's uidlist file. */
 void store_uidlist_append(struct store_mbox *sm, uint32_t uid, const char *fname);
 
+/* imap_mailbox.c: before sm->e changes shape, the views attached to it get
+ * a snapshot. 0 ok, -1 no memory (then do not change sm->e). */
+int store_mbox_detach_views(struct store_mbox *sm);
 /* imap_mailbox.c: parse msg (CRLF) and cache ENVELOPE/BODYSTRUCTURE/header. */
 void store_cache_fill(struct store_mbox *sm, uint32_t uid, const char *msg, size_t len);
 
