@@ -5,6 +5,7 @@
  * their charset, then compared case-insensitively (Unicode case folding).
  * Trusts nothing: undecodable text is made valid UTF-8, never rejected.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -70,11 +71,50 @@ field_decoded(const struct imap_mime *m, const struct mime_field *f)
 }
 
 static bool
+is_ascii(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)s[i] >= 0x80 || s[i] == '\0')
+			return false;
+	}
+	return true;
+}
+
+/* Plain ASCII value, ASCII needle: no decoding needed, compare in place
+ * (line folds skipped). The common case of SEARCH HEADER on a big mailbox. */
+static bool
+ascii_contains(const char *v, size_t len, const char *needle)
+{
+	size_t nl = strlen(needle);
+
+	for (size_t i = 0; i < len; i++) {
+		size_t a = i, b = 0;
+
+		while (b < nl && a < len) {
+			if (v[a] == '\r' || v[a] == '\n') {
+				a++;
+				continue;
+			}
+			if (tolower((unsigned char)v[a]) != tolower((unsigned char)needle[b]))
+				break;
+			a++;
+			b++;
+		}
+		if (b == nl)
+			return true;
+	}
+	return false;
+}
+
+static bool
 part_header_contains(const struct imap_mime *m, const struct mime_part *p, const char *field,
     const char *needle_folded)
 {
+	bool ascii_needle = is_ascii(needle_folded, strlen(needle_folded));
+
 	for (size_t i = 0; i < p->nfields; i++) {
 		const struct mime_field *f = &p->fields[i];
+		const char *v = m->msg + f->value_off;
 		char *dec;
 		bool hit;
 
@@ -83,6 +123,12 @@ part_header_contains(const struct imap_mime *m, const struct mime_part *p, const
 			continue;
 		if (needle_folded[0] == '\0')
 			return true;
+		if (ascii_needle && is_ascii(v, f->value_len) &&
+		    memmem(v, f->value_len, "=?", 2) == NULL) {
+			if (ascii_contains(v, f->value_len, needle_folded))
+				return true;
+			continue;
+		}
 		if ((dec = field_decoded(m, f)) == NULL)
 			continue;
 		hit = contains_folded(dec, -1, needle_folded);
