@@ -71,16 +71,32 @@ struct imap_store {
 	char hostname[128];
 };
 
+#define STORE_NAME_MAX 200  /* a wire mailbox name */
+
 /* imap_store.c */
+extern struct store_kwset store_kwset_empty;
+/* The canonical wire form: "INBOX" upper-cased as first level. */
+void store_name_canon(const char *name, char *buf, size_t buflen);
+/* The directory of on-disk name dname. 0 ok, -1 too long. */
+int store_mbox_path(struct imap_store *st, const char *dname, char *buf, size_t buflen);
 /* wire name -> on-disk name ("" for INBOX). 0 ok, -1 bad name. */
 int store_name_to_disk(const char *name, char *buf, size_t buflen);
+const struct store_kwset *store_kwset_intern(struct imap_store *st, const char *const *words);
+const struct store_kwset *store_kwset_from_joined(struct imap_store *st, const char *joined);
+/* Record keywords in the mailbox's "ever used" set. */
+void store_mbox_note_keywords(struct store_mbox *sm, const struct store_kwset *kw);
+/* errno -> the error the session reports */
+enum imap_store_error store_errno(int e);
+/* imap_store_scan.c */
 /* The loaded (and scanned) shared state of a mailbox; NULL with *err_r. */
 struct store_mbox *store_mbox_get(struct imap_store *st, const char *name,
     enum imap_store_error *err_r);
-const struct store_kwset *store_kwset_intern(struct imap_store *st, const char *const *words);
-const struct store_kwset *store_kwset_from_joined(struct imap_store *st, const char *joined);
 /* Maildir unique base name. */
 void store_unique(struct imap_store *st, char *buf, size_t buflen);
+/* mkdir cur/ new/ tmp/ (and the maildirfolder marker for a folder). */
+int store_maildir_make(const char *path, bool folder);
+bool store_mbox_exists(const char *path);
+void store_mbox_free(struct store_mbox *sm);
 /* Bring sm up to date with the disk if its directories changed (or force). */
 int store_mbox_refresh(struct store_mbox *sm, bool force);
 /* Has the disk changed since the last scan? (2 stat calls) */
@@ -90,8 +106,6 @@ ssize_t store_mbox_find(const struct store_mbox *sm, uint32_t uid);
 /* Add a message file (already in place in cur/ or new/) with a fresh UID. */
 struct store_entry *store_mbox_add(struct store_mbox *sm, const char *fname, uint32_t flags,
     const struct store_kwset *kw, int64_t internaldate, uint64_t size, bool recent);
-/* Record keywords in the mailbox's "ever used" set. */
-void store_mbox_note_keywords(struct store_mbox *sm, const struct store_kwset *kw);
 /* Flags -> the info letters of a Maildir name, merged with the letters of
  * old_info we do not manage (P...); the lower-case keyword letters are
  * kw_letters when not NULL, else those of old_info. */
@@ -111,7 +125,6 @@ void store_mbox_remove(struct store_mbox *sm, size_t i);
  * 0x80 as well (they cannot travel in an IMAP literal; Dovecot does it). */
 char *store_read_crlf(const char *path, bool served, size_t *len_r, int64_t *mtime_r,
     int *errno_r);
-enum imap_store_error store_errno(int e);
 /* Append a line to the mailbox's uidlist file. */
 void store_uidlist_append(struct store_mbox *sm, uint32_t uid, const char *fname);
 
