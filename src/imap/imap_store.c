@@ -1,7 +1,7 @@
 /*
  * imap_store.c: one account's Maildir++ as IMAP mailboxes (the registry of
- * shared stores, mailbox names, LIST/CREATE/DELETE/RENAME/SUBSCRIBE/STATUS/
- * APPEND, and the scan that keeps the shared state in step with the disk).
+ * shared stores, mailbox names, keyword sets, LIST/CREATE/DELETE/RENAME/
+ * SUBSCRIBE/STATUS/APPEND; the scan lives in imap_store_scan.c).
  * Trusts nothing on disk: file names from other programs (mutt, delivery)
  * are parsed, never used to build paths outside the Maildir. RFC 3501, the
  * Maildir spec (cr.yp.to/proto/maildir.html) and Maildir++ (Courier).
