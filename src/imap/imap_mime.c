@@ -40,6 +40,8 @@ struct stop {
 	size_t after;                  /* after the boundary line */
 	const struct mime_part *owner;
 	bool close;                    /* "--boundary--" */
+	bool first;                    /* first line of what was scanned: the
+	                                  newline before it is not the boundary's */
 };
 
 /* --- small string helpers ----------------------------------------------- */
@@ -92,6 +94,7 @@ boundary_at(const struct parser *p, size_t pos, struct stop *st)
 	st->owner = best->owner;
 	st->close = pos + 2 + best->len + 2 <= le &&
 	    memcmp(msg + pos + 2 + best->len, "--", 2) == 0;
+	st->first = false;
 	return true;
 }
 
@@ -100,20 +103,24 @@ static void
 find_boundary(const struct parser *p, size_t pos, struct stop *st)
 {
 	const char *msg = p->m->msg;
-	size_t len = p->m->len;
+	size_t len = p->m->len, start = pos;
 
 	while (pos < len) {
-		if (boundary_at(p, pos, st))
+		if (boundary_at(p, pos, st)) {
+			st->first = pos == start;
 			return;
+		}
 		pos = line_end(msg, len, pos);
 	}
 	st->line = st->after = len;
 	st->owner = NULL;
 	st->close = false;
+	st->first = false;
 }
 
 /* The end of content that started at start and stops at boundary line ls:
- * the newline before the boundary belongs to the boundary (RFC 2046). */
+ * the newline before the boundary belongs to the boundary (RFC 2046),
+ * except on the first line scanned (right after another boundary line). */
 static size_t
 content_end(const char *msg, size_t start, size_t ls, bool at_boundary)
 {
@@ -134,17 +141,24 @@ content_end(const char *msg, size_t start, size_t ls, bool at_boundary)
 char *
 mime_field_value(const struct imap_mime *m, const struct mime_field *f)
 {
-	char *r = malloc(f->value_len + 1);
+	const char *v = m->msg + f->value_off;
+	size_t nuls = 0, o = 0;
+	char *r;
 
-	if (r == NULL)
+	for (size_t i = 0; i < f->value_len; i++)
+		nuls += v[i] == '\0';
+	if ((r = malloc(f->value_len + 2 * nuls + 1)) == NULL)
 		return NULL;
-	memcpy(r, m->msg + f->value_off, f->value_len);
-	r[f->value_len] = '\0';
-	/* NUL bytes would cut C strings short: Dovecot shows them as 0x80 */
+	/* NUL bytes would cut C strings short: U+FFFD, as Dovecot's parser */
 	for (size_t i = 0; i < f->value_len; i++) {
-		if (r[i] == '\0')
-			r[i] = (char)0x80;
+		if (v[i] == '\0') {
+			memcpy(r + o, "\xef\xbf\xbd", 3);
+			o += 3;
+		} else {
+			r[o++] = v[i];
+		}
 	}
+	r[o] = '\0';
 	return r;
 }
 
@@ -302,6 +316,14 @@ params_parse(struct parser *p, struct lex *l, struct mime_param **out, size_t *n
 		skip_lwsp(l);
 		if (l->s < l->end && *l->s == '"') {
 			value = lex_quoted(p, l);
+		} else if (l->s < l->end && *l->s == '=') {
+			/* name==?utf-8?b?...?= (unquoted encoded word): to ';' or blank */
+			const char *start = l->s;
+
+			while (l->s < l->end && *l->s != ';' && *l->s != ' ' && *l->s != '\t' &&
+			    *l->s != '\r' && *l->s != '\n')
+				l->s++;
+			value = xstrndup(p, start, (size_t)(l->s - start));
 		} else {
 			tl = lex_token(l, &tok);
 			value = xstrndup(p, tok, tl);
@@ -418,21 +440,34 @@ parse_content_type(struct parser *p, struct mime_part *part, const char *v, size
 	const char *tok;
 	size_t tl;
 
+	/* Broken values come out as Dovecot writes them: "text" alone keeps
+	 * its type (subtype ""), anything else broken is "" "". */
 	skip_lwsp(&l);
 	tl = lex_token(&l, &tok);
 	if (tl == 0)
-		return;
+		goto broken;
 	part->type = xstrndup(p, tok, tl);
 	skip_lwsp(&l);
-	if (l.s >= l.end || *l.s != '/')
-		return;  /* broken: keep the type, no parameters (as Dovecot) */
+	if (l.s >= l.end)
+		return;
+	if (*l.s != '/')
+		goto broken;
 	l.s++;
 	skip_lwsp(&l);
 	tl = lex_token(&l, &tok);
 	if (tl == 0)
-		return;
+		goto broken;
 	part->subtype = xstrndup(p, tok, tl);
+	skip_lwsp(&l);
+	if (l.s < l.end && *l.s != ';')
+		goto broken;
 	params_parse(p, &l, &part->params, &part->nparams);
+	return;
+broken:
+	free(part->type);
+	free(part->subtype);
+	part->type = xstrndup(p, "", 0);
+	part->subtype = xstrndup(p, "", 0);
 }
 
 static void
@@ -615,10 +650,12 @@ parse_header(struct parser *p, struct mime_part *part, size_t pos, struct stop *
 		if (msg[pos] == '\n' || (msg[pos] == '\r' && pos + 1 < len && msg[pos + 1] == '\n')) {
 			pos = le;  /* the blank line */
 			part->hdr_len = pos - part->hdr_off;
+			part->eoh = true;
 			return pos;
 		}
 		if (boundary_at(p, pos, stop_r)) {
 			*stopped_r = true;
+			stop_r->first = pos == part->hdr_off;
 			part->hdr_len = content_end(msg, part->hdr_off, pos, true) - part->hdr_off;
 			return part->hdr_off + part->hdr_len;
 		}
@@ -764,7 +801,7 @@ parse_part(struct parser *p, struct mime_part *part, size_t pos, struct stop *st
 			}
 			p->depth = bottom;
 			body_stats(m, part, content_end(m->msg, part->body_off, st.line,
-			    st.owner != NULL));
+			    st.owner != NULL && !st.first));
 			*st_r = st;
 			return;
 		}
@@ -775,13 +812,14 @@ parse_part(struct parser *p, struct mime_part *part, size_t pos, struct stop *st
 		if (child != NULL) {
 			parse_part(p, child, part->body_off, &st);
 			body_stats(m, part, content_end(m->msg, part->body_off, st.line,
-			    st.owner != NULL));
+			    st.owner != NULL && !st.first));
 			*st_r = st;
 			return;
 		}
 	}
 	find_boundary(p, part->body_off, &st);
-	body_stats(m, part, content_end(m->msg, part->body_off, st.line, st.owner != NULL));
+	body_stats(m, part, content_end(m->msg, part->body_off, st.line,
+	    st.owner != NULL && !st.first));
 	*st_r = st;
 }
 
@@ -1003,6 +1041,24 @@ imap_mime_envelope(const struct imap_mime *m, struct evbuffer *out)
 
 /* --- BODY[section] (RFC 3501 6.4.5) -------------------------------------- */
 
+/* Message bytes as served: NUL cannot travel in a literal, Dovecot sends
+ * 0x80 instead (RFC 3501 4.3; BINARY is not offered). */
+static int
+add_served(struct evbuffer *out, const char *s, size_t len)
+{
+	const char *nul;
+
+	while (len > 0 && (nul = memchr(s, '\0', len)) != NULL) {
+		size_t n = (size_t)(nul - s);
+
+		if (evbuffer_add(out, s, n) == -1 || evbuffer_add(out, "\x80", 1) == -1)
+			return -1;
+		s += n + 1;
+		len -= n + 1;
+	}
+	return len > 0 ? evbuffer_add(out, s, len) : 0;
+}
+
 /* The part a section path names, as Dovecot's imap-msgpart resolves it:
  * a message/rfc822 part is entered when the path goes on. */
 static const struct mime_part *
@@ -1070,12 +1126,15 @@ write_fields(const struct imap_mime *m, const struct mime_part *part,
 		if (field_listed(m, &part->fields[i], sec) == not)
 			continue;
 		field_raw(m, part, i, &off, &len);
-		ret |= evbuffer_add(out, m->msg + off, len);
+		ret |= add_served(out, m->msg + off, len);
 		/* a last field without newline still ends with CRLF */
-		if (len == 0 || m->msg[off + len - 1] != '\n')
+		if (!not && (len == 0 || m->msg[off + len - 1] != '\n'))
 			ret |= evbuffer_add(out, "\r\n", 2);
 	}
-	ret |= evbuffer_add(out, "\r\n", 2);
+	/* Dovecot: HEADER.FIELDS always ends with the blank line, .NOT only
+	 * when the message has one */
+	if (!not || part->eoh)
+		ret |= evbuffer_add(out, "\r\n", 2);
 	return ret;
 }
 
@@ -1101,16 +1160,16 @@ imap_mime_section(const struct imap_mime *m, const struct imap_section *sec, str
 	switch (sec->kind) {
 	case IMAP_SECTION_ALL:
 		if (sec->depth == 0)
-			ret = evbuffer_add(out, m->msg, m->len);
+			ret = add_served(out, m->msg, m->len);
 		else
-			ret = evbuffer_add(out, m->msg + part->body_off, part->body_len);
+			ret = add_served(out, m->msg + part->body_off, part->body_len);
 		break;
 	case IMAP_SECTION_HEADER:
 	case IMAP_SECTION_MIME:
-		ret = evbuffer_add(out, m->msg + part->hdr_off, part->hdr_len);
+		ret = add_served(out, m->msg + part->hdr_off, part->hdr_len);
 		break;
 	case IMAP_SECTION_TEXT:
-		ret = evbuffer_add(out, m->msg + part->body_off, part->body_len);
+		ret = add_served(out, m->msg + part->body_off, part->body_len);
 		break;
 	case IMAP_SECTION_HEADER_FIELDS:
 		ret = write_fields(m, part, sec, false, out);

@@ -174,6 +174,12 @@ mime_write_for_humans(struct evbuffer *out, const char *src, size_t size)
 
 /* --- RFC 5322 addresses --------------------------------------------------- */
 
+/* The parser follows the structure of Dovecot's message-address.c (with
+ * MESSAGE_ADDRESS_PARSE_FLAG_FILL_MISSING) so that broken addresses come
+ * out the same: MISSING_MAILBOX/MISSING_DOMAIN fill-ins, a quoted name
+ * without address as a name, a comment after an addr-spec as the name, and
+ * the list ending where an address is not followed by ','. */
+
 struct addr {
 	char *name, *route, *mailbox, *domain;
 };
@@ -183,48 +189,6 @@ struct addrs {
 	size_t n, cap;
 	bool nomem;
 };
-
-struct alex {
-	const char *s, *end;
-	char *comment;   /* the last comment seen (its content) */
-};
-
-static void
-alex_skip(struct alex *l)
-{
-	while (l->s < l->end) {
-		if (*l->s == ' ' || *l->s == '\t' || *l->s == '\r' || *l->s == '\n') {
-			l->s++;
-		} else if (*l->s == '(') {
-			const char *start = ++l->s;
-			int depth = 1;
-
-			while (l->s < l->end) {
-				if (*l->s == '\\' && l->s + 1 < l->end) {
-					l->s += 2;
-					continue;
-				}
-				if (*l->s == '(')
-					depth++;
-				else if (*l->s == ')' && --depth == 0)
-					break;
-				l->s++;
-			}
-			free(l->comment);
-			l->comment = strndup(start, (size_t)(l->s - start));
-			if (l->s < l->end)
-				l->s++;
-		} else {
-			break;
-		}
-	}
-}
-
-static bool
-is_atext(unsigned char c)
-{
-	return c > ' ' && c != 0x7f && strchr("()<>@,;:\\\".[]", c) == NULL;
-}
 
 /* Growable string. */
 struct sbuf {
@@ -255,272 +219,458 @@ sb_add(struct sbuf *b, const char *s, size_t n)
 }
 
 static char *
-sb_take(struct sbuf *b)
+sb_dup(struct sbuf *b)
 {
-	char *r = b->s;
-
-	if (b->nomem) {
-		free(b->s);
-		return NULL;
-	}
-	if (r == NULL)
-		r = strdup("");
-	b->s = NULL;
-	b->len = b->cap = 0;
-	return r;
+	return strdup(b->s != NULL ? b->s : "");
 }
 
-/* quoted-string content, unescaped. */
-static void
-alex_quoted(struct alex *l, struct sbuf *b)
-{
-	l->s++;
-	while (l->s < l->end && *l->s != '"') {
-		if (*l->s == '\\' && l->s + 1 < l->end)
-			l->s++;
-		if (*l->s != '\r' && *l->s != '\n')
-			sb_add(b, l->s, 1);
-		l->s++;
-	}
-	if (l->s < l->end)
-		l->s++;
-	alex_skip(l);
-}
+struct aparser {
+	const char *s, *end;
+	struct sbuf comment;     /* the last comment */
+	struct sbuf str;
+	struct addr cur;
+	struct addrs *out;
+	bool invalid;
+};
 
-/* atext and dots */
-static size_t
-alex_atom_dot(struct alex *l, struct sbuf *b)
-{
-	const char *start = l->s;
-
-	while (l->s < l->end && (is_atext((unsigned char)*l->s) || *l->s == '.'))
-		l->s++;
-	sb_add(b, start, (size_t)(l->s - start));
-	alex_skip(l);
-	return (size_t)(l->s - start);
-}
-
-/* phrase (obs-phrase allowed): words joined by single spaces. */
-static void
-alex_phrase(struct alex *l, struct sbuf *b)
-{
-	bool first = true;
-
-	while (l->s < l->end && (*l->s == '"' || *l->s == '.' || is_atext((unsigned char)*l->s))) {
-		if (!first)
-			sb_add(b, " ", 1);
-		first = false;
-		if (*l->s == '"')
-			alex_quoted(l, b);
-		else
-			alex_atom_dot(l, b);
-	}
-}
-
-/* local-part: dot-atom or quoted-string pieces. */
-static void
-alex_local(struct alex *l, struct sbuf *b)
-{
-	while (l->s < l->end) {
-		if (*l->s == '"')
-			alex_quoted(l, b);
-		else if (is_atext((unsigned char)*l->s) || *l->s == '.')
-			alex_atom_dot(l, b);
-		else
-			break;
-	}
-}
-
-/* domain: dot-atom or [domain literal]. */
-static void
-alex_domain(struct alex *l, struct sbuf *b)
-{
-	if (l->s < l->end && *l->s == '[') {
-		const char *start = l->s;
-
-		while (l->s < l->end && *l->s != ']') {
-			if (*l->s == '\\' && l->s + 1 < l->end)
-				l->s++;
-			l->s++;
-		}
-		if (l->s < l->end)
-			l->s++;
-		sb_add(b, start, (size_t)(l->s - start));
-		alex_skip(l);
-		return;
-	}
-	while (l->s < l->end && (is_atext((unsigned char)*l->s) || *l->s == '.'))
-		alex_atom_dot(l, b);
-}
-
-static void
-addrs_add(struct addrs *as, char *name, char *route, char *mailbox, char *domain)
-{
-	if (as->n == ADDR_MAX || as->nomem) {
-		free(name);
-		free(route);
-		free(mailbox);
-		free(domain);
-		return;
-	}
-	if (as->n == as->cap) {
-		size_t cap = as->cap ? as->cap * 2 : 8;
-		struct addr *na = realloc(as->a, cap * sizeof(*na));
-
-		if (na == NULL) {
-			as->nomem = true;
-			free(name);
-			free(route);
-			free(mailbox);
-			free(domain);
-			return;
-		}
-		as->a = na;
-		as->cap = cap;
-	}
-	as->a[as->n++] = (struct addr){ name, route, mailbox, domain };
-}
-
-static char *
-nonempty(char *s)
-{
-	if (s != NULL && s[0] == '\0') {
-		free(s);
-		return NULL;
-	}
-	return s;
-}
-
-/* One mailbox (name-addr or addr-spec) at l; false when nothing parsed. */
 static bool
-parse_mailbox(struct alex *l, struct addrs *as)
+is_atext(unsigned char c)
 {
-	struct sbuf name = { 0 }, route = { 0 }, local = { 0 }, domain = { 0 };
-	const char *start = l->s;
-	char *n = NULL, *r = NULL, *mb, *dm;
-	bool angle = false;
+	/* 8-bit bytes count as atext (raw UTF-8 names), as in Dovecot */
+	return c > ' ' && c != 0x7f && strchr("()<>@,;:\\\".[]", c) == NULL;
+}
 
-	free(l->comment);
-	l->comment = NULL;
-	alex_phrase(l, &name);
-	if (l->s < l->end && *l->s == '<') {
-		angle = true;
-		l->s++;
-		alex_skip(l);
+/* Whitespace and comments: 1 data left, 0 at the end, -1 broken comment. */
+static int
+skip_lwsp(struct aparser *p)
+{
+	while (p->s < p->end) {
+		if (*p->s == ' ' || *p->s == '\t' || *p->s == '\r' || *p->s == '\n') {
+			p->s++;
+			continue;
+		}
+		if (*p->s != '(')
+			return 1;
+		p->comment.len = 0;
+		if (p->comment.s != NULL)
+			p->comment.s[0] = '\0';
+		p->s++;
+		for (int depth = 1; ; ) {
+			const char *start = p->s;
+
+			while (p->s < p->end && *p->s != '(' && *p->s != ')' && *p->s != '\\' &&
+			    *p->s != '\r' && *p->s != '\n')
+				p->s++;
+			sb_add(&p->comment, start, (size_t)(p->s - start));
+			if (p->s >= p->end)
+				return -1;
+			if (*p->s == '\\' && p->s + 1 < p->end) {
+				sb_add(&p->comment, p->s + 1, 1);
+				p->s += 2;
+				continue;
+			}
+			if (*p->s == '\r' || *p->s == '\n' || *p->s == '\\') {
+				p->s++;
+				continue;
+			}
+			if (*p->s == '(')
+				depth++;
+			else if (--depth == 0) {
+				p->s++;
+				break;
+			}
+			sb_add(&p->comment, p->s, 1);
+			p->s++;
+		}
+	}
+	return 0;
+}
+
+static int
+parse_quoted(struct aparser *p, struct sbuf *b)
+{
+	p->s++;
+	while (p->s < p->end && *p->s != '"') {
+		if (*p->s == '\\' && p->s + 1 < p->end)
+			p->s++;
+		if (*p->s != '\r' && *p->s != '\n')
+			sb_add(b, p->s, 1);
+		p->s++;
+	}
+	if (p->s >= p->end)
+		return -1;
+	p->s++;
+	return skip_lwsp(p);
+}
+
+/* 1*(atext / ".") without a minimum length */
+static int
+parse_atom_or_dot(struct aparser *p, struct sbuf *b)
+{
+	const char *start = p->s;
+
+	while (p->s < p->end && (is_atext((unsigned char)*p->s) || *p->s == '.'))
+		p->s++;
+	sb_add(b, start, (size_t)(p->s - start));
+	if (p->s >= p->end)
+		return 0;
+	return skip_lwsp(p);
+}
+
+static int
+parse_dot_atom(struct aparser *p, struct sbuf *b)
+{
+	const char *start;
+	int ret;
+
+	if (p->s >= p->end || !is_atext((unsigned char)*p->s))
+		return -1;
+	for (start = p->s++; p->s < p->end; ) {
+		if (is_atext((unsigned char)*p->s)) {
+			p->s++;
+			continue;
+		}
+		sb_add(b, start, (size_t)(p->s - start));
+		if ((ret = skip_lwsp(p)) <= 0)
+			return ret;
+		if (*p->s != '.')
+			return 1;
+		p->s++;
+		sb_add(b, ".", 1);
+		if ((ret = skip_lwsp(p)) <= 0)
+			return ret;
+		start = p->s;
+	}
+	sb_add(b, start, (size_t)(p->s - start));
+	return 0;
+}
+
+static int
+parse_phrase(struct aparser *p, struct sbuf *b)
+{
+	int ret;
+
+	if (p->s >= p->end)
+		return 0;
+	if (*p->s == '.')
+		return -1;
+	for (;;) {
+		if (*p->s == '"')
+			ret = parse_quoted(p, b);
+		else
+			ret = parse_atom_or_dot(p, b);
+		if (ret <= 0)
+			return ret;
+		if (!is_atext((unsigned char)*p->s) && *p->s != '"' && *p->s != '.')
+			break;
+		sb_add(b, " ", 1);
+	}
+	return 1;
+}
+
+/* "@" domain: dot-atom or [literal] */
+static int
+parse_domain_part(struct aparser *p, struct sbuf *b)
+{
+	int ret;
+
+	p->s++;  /* '@' */
+	if ((ret = skip_lwsp(p)) <= 0)
+		return -1;
+	if (*p->s == '[') {
+		const char *start = p->s;
+
+		while (p->s < p->end && *p->s != ']') {
+			if (*p->s == '\\' && p->s + 1 < p->end)
+				p->s++;
+			p->s++;
+		}
+		if (p->s >= p->end)
+			return -1;
+		p->s++;
+		sb_add(b, start, (size_t)(p->s - start));
+		return skip_lwsp(p);
+	}
+	return parse_dot_atom(p, b);
+}
+
+static void
+str_reset(struct sbuf *b)
+{
+	b->len = 0;
+	if (b->s != NULL)
+		b->s[0] = '\0';
+}
+
+static int
+parse_local(struct aparser *p)
+{
+	int ret;
+
+	str_reset(&p->str);
+	if (*p->s == '"')
+		ret = parse_quoted(p, &p->str);
+	else
+		ret = parse_dot_atom(p, &p->str);
+	if (ret < 0)
+		return -1;
+	free(p->cur.mailbox);
+	p->cur.mailbox = sb_dup(&p->str);
+	return ret;
+}
+
+static int
+parse_domain(struct aparser *p)
+{
+	int ret;
+
+	str_reset(&p->str);
+	if ((ret = parse_domain_part(p, &p->str)) < 0)
+		return -1;
+	free(p->cur.domain);
+	p->cur.domain = sb_dup(&p->str);
+	return ret;
+}
+
+static void
+set(char **slot, const char *v)
+{
+	free(*slot);
+	*slot = v != NULL ? strdup(v) : NULL;
+}
+
+static int
+parse_angle(struct aparser *p)
+{
+	p->s++;  /* '<' */
+	if (skip_lwsp(p) <= 0)
+		return -1;
+	if (*p->s == '@') {
+		int ret = 0;
+
 		/* obs-route: "@a,@b:" */
-		if (l->s < l->end && *l->s == '@') {
-			while (l->s < l->end && (*l->s == '@' || *l->s == ',')) {
-				if (*l->s == ',') {
-					sb_add(&route, ",", 1);
-					l->s++;
-					alex_skip(l);
-					continue;
-				}
-				sb_add(&route, "@", 1);
-				l->s++;
-				alex_skip(l);
-				alex_domain(l, &route);
+		str_reset(&p->str);
+		for (;;) {
+			if (p->s >= p->end) {
+				ret = 0;
+				break;
 			}
-			if (l->s < l->end && *l->s == ':') {
-				l->s++;
-				alex_skip(l);
+			if (*p->s != '@') {
+				ret = 1;
+				break;
+			}
+			if (p->str.len > 0)
+				sb_add(&p->str, ",", 1);
+			sb_add(&p->str, "@", 1);
+			if ((ret = parse_domain_part(p, &p->str)) <= 0)
+				break;
+			while (skip_lwsp(p) > 0 && *p->s == ',')
+				p->s++;
+		}
+		if (ret > 0)
+			set(&p->cur.route, p->str.s);
+		if (ret > 0 && p->s < p->end && *p->s == ':') {
+			p->s++;
+		} else {
+			set(&p->cur.route, "INVALID_ROUTE");
+			if (p->s >= p->end)
+				return -1;
+		}
+		if (skip_lwsp(p) <= 0)
+			return -1;
+	}
+	if (*p->s != '>') {
+		if (parse_local(p) <= 0)
+			return -1;
+		if (*p->s == '@' && parse_domain(p) <= 0)
+			return -1;
+	}
+	if (*p->s != '>')
+		return -1;
+	p->s++;
+	return skip_lwsp(p);
+}
+
+static int
+parse_name_addr(struct aparser *p)
+{
+	str_reset(&p->str);
+	if (parse_phrase(p, &p->str) <= 0 || *p->s != '<')
+		return -1;
+	set(&p->cur.name, p->str.len > 0 ? p->str.s : NULL);
+	if (parse_angle(p) < 0) {
+		set(&p->cur.domain, "SYNTAX_ERROR");
+		p->invalid = true;
+	}
+	return p->s < p->end ? 1 : 0;
+}
+
+static int
+parse_addr_spec(struct aparser *p)
+{
+	int ret, ret2 = -2;
+	bool quoted = *p->s == '"';
+
+	str_reset(&p->comment);
+	ret = parse_local(p);
+	if (ret <= 0)
+		p->invalid = true;
+	if (ret != 0 && p->s < p->end && *p->s == '@') {
+		ret2 = parse_domain(p);
+		if (ret2 <= 0)
+			ret = ret2;
+	}
+	if (p->comment.len > 0) {
+		set(&p->cur.name, p->comment.s);
+	} else if (ret2 == -2) {
+		/* "user" alone is a mailbox; followed by more words, a name */
+		size_t before;
+
+		sb_add(&p->str, " ", 1);
+		before = p->str.len;
+		(void)parse_phrase(p, &p->str);
+		if (p->str.len != before) {
+			set(&p->cur.mailbox, NULL);
+			set(&p->cur.name, p->str.s);
+		} else if (!quoted) {
+			set(&p->cur.domain, "");
+		} else if (p->cur.name == NULL && p->cur.mailbox != NULL) {
+			/* a quoted string alone: a name without address */
+			p->cur.name = p->cur.mailbox;
+			p->cur.mailbox = NULL;
+		}
+		p->invalid = true;
+		ret = -1;
+	}
+	return ret;
+}
+
+static void
+add_address(struct aparser *p)
+{
+	struct addrs *as = p->out;
+
+	if (as->n < ADDR_MAX && !as->nomem) {
+		if (as->n == as->cap) {
+			size_t cap = as->cap ? as->cap * 2 : 8;
+			struct addr *na = realloc(as->a, cap * sizeof(*na));
+
+			if (na == NULL)
+				as->nomem = true;
+			else {
+				as->a = na;
+				as->cap = cap;
 			}
 		}
-		alex_local(l, &local);
-		if (l->s < l->end && *l->s == '@') {
-			l->s++;
-			alex_skip(l);
-			alex_domain(l, &domain);
-		}
-		while (l->s < l->end && *l->s != '>' && *l->s != ',')
-			l->s++;
-		if (l->s < l->end && *l->s == '>')
-			l->s++;
-		alex_skip(l);
-		n = nonempty(sb_take(&name));
-	} else {
-		/* addr-spec: start again, the phrase was the local part */
-		free(sb_take(&name));
-		l->s = start;
-		alex_local(l, &local);
-		if (l->s < l->end && *l->s == '@') {
-			l->s++;
-			alex_skip(l);
-			alex_domain(l, &domain);
-		}
-		if (l->comment != NULL && l->comment[0] != '\0') {
-			n = l->comment;   /* "user@host (Real Name)" */
-			l->comment = NULL;
+		if (!as->nomem) {
+			as->a[as->n++] = p->cur;
+			memset(&p->cur, 0, sizeof(p->cur));
 		}
 	}
-	r = nonempty(sb_take(&route));
-	mb = sb_take(&local);
-	dm = sb_take(&domain);
-	if (!angle && l->s == start) {
-		free(n);
-		free(r);
-		free(mb);
-		free(dm);
-		return false;
+	free(p->cur.name);
+	free(p->cur.route);
+	free(p->cur.mailbox);
+	free(p->cur.domain);
+	memset(&p->cur, 0, sizeof(p->cur));
+	p->invalid = false;
+}
+
+static void
+add_fixed(struct aparser *p)
+{
+	if (p->cur.mailbox == NULL)
+		set(&p->cur.mailbox, "MISSING_MAILBOX");
+	if (p->cur.domain == NULL || p->cur.domain[0] == '\0')
+		set(&p->cur.domain, "MISSING_DOMAIN");
+	add_address(p);
+}
+
+static int
+parse_mailbox(struct aparser *p)
+{
+	const char *start = p->s;
+	int ret;
+
+	if ((ret = parse_name_addr(p)) < 0) {
+		p->s = start;
+		set(&p->cur.name, NULL);
+		ret = parse_addr_spec(p);
 	}
-	if (mb != NULL && mb[0] == '\0') {
-		free(mb);
-		mb = strdup("MISSING_MAILBOX");
+	if (ret < 0)
+		p->invalid = true;
+	add_fixed(p);
+	return ret;
+}
+
+static int
+parse_group(struct aparser *p)
+{
+	int ret;
+
+	str_reset(&p->str);
+	if (parse_phrase(p, &p->str) <= 0 || *p->s != ':')
+		return -1;
+	p->s++;
+	ret = skip_lwsp(p);
+	set(&p->cur.mailbox, p->str.s != NULL ? p->str.s : "");
+	add_address(p);
+	if (ret > 0 && *p->s != ';') {
+		for (;;) {
+			(void)parse_mailbox(p);
+			if (p->s >= p->end || *p->s != ',')
+				break;
+			p->s++;
+			if (skip_lwsp(p) <= 0) {
+				ret = -1;
+				break;
+			}
+		}
 	}
-	if (dm != NULL && dm[0] == '\0') {
-		free(dm);
-		dm = strdup("MISSING_DOMAIN");
+	if (ret >= 0) {
+		if (p->s >= p->end || *p->s != ';')
+			ret = -1;
+		else {
+			p->s++;
+			ret = skip_lwsp(p);
+		}
 	}
-	addrs_add(as, n, r, mb, dm);
-	return true;
+	add_address(p);  /* the end of the group: all NIL */
+	return ret == 0 ? 0 : 1;
 }
 
 static void
 parse_address_list(const char *s, size_t len, struct addrs *as)
 {
-	struct alex l = { s, s + len, NULL };
+	struct aparser p = { .s = s, .end = s + len, .out = as };
+	int ret;
 
-	alex_skip(&l);
-	while (l.s < l.end && !as->nomem) {
-		const char *start = l.s;
-		struct sbuf phrase = { 0 };
+	if (skip_lwsp(&p) > 0) {
+		for (size_t n = 0; n < ADDR_MAX && !as->nomem; n++) {
+			const char *start = p.s;
 
-		if (*l.s == ',') {
-			l.s++;
-			alex_skip(&l);
-			continue;
-		}
-		/* a group: phrase ":" [mailbox-list] ";" */
-		alex_phrase(&l, &phrase);
-		if (l.s < l.end && *l.s == ':' && phrase.len > 0) {
-			l.s++;
-			alex_skip(&l);
-			addrs_add(as, NULL, NULL, sb_take(&phrase), NULL);
-			while (l.s < l.end && *l.s != ';') {
-				if (*l.s == ',') {
-					l.s++;
-					alex_skip(&l);
-					continue;
-				}
-				if (!parse_mailbox(&l, as)) {
-					l.s++;  /* garbage: skip a byte */
-					alex_skip(&l);
-				}
+			if ((ret = parse_group(&p)) < 0) {
+				p.s = start;
+				set(&p.cur.mailbox, NULL);
+				ret = parse_mailbox(&p);
 			}
-			if (l.s < l.end)
-				l.s++;
-			alex_skip(&l);
-			addrs_add(as, NULL, NULL, NULL, NULL);
-			continue;
-		}
-		free(sb_take(&phrase));
-		l.s = start;
-		if (!parse_mailbox(&l, as)) {
-			l.s++;
-			alex_skip(&l);
+			if (ret == 0 || p.s >= p.end || *p.s != ',')
+				break;
+			p.s++;
+			if ((ret = skip_lwsp(&p)) <= 0) {
+				if (ret < 0)
+					add_fixed(&p);
+				break;
+			}
 		}
 	}
-	free(l.comment);
+	free(p.cur.name);
+	free(p.cur.route);
+	free(p.cur.mailbox);
+	free(p.cur.domain);
+	free(p.comment.s);
+	free(p.str.s);
+	if (p.comment.nomem || p.str.nomem)
+		as->nomem = true;
 }
 
 static void

@@ -38,6 +38,7 @@ struct mime_part {
 	struct mime_part *parent, *children, *next;
 	unsigned flags;
 	size_t hdr_off, hdr_len;        /* header block, blank line included */
+	bool eoh;                       /* the header ended with a blank line */
 	size_t body_off, body_len;
 	uint64_t body_vsize;            /* body_len + bare LFs (CRLF size) */
 	unsigned body_lines;

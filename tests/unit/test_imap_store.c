@@ -255,10 +255,11 @@ test_append_read_flags(void **state)
 	assert_memory_equal(data, msg1, len);
 	free(data);
 
-	/* STORE renames the file */
+	/* STORE renames the file; keywords are letters, as Dovecot writes them */
 	assert_int_equal(imap_mailbox_store(mb, 1, IMAP_FLAGS_ADD, IMAP_FLAG_FLAGGED | IMAP_FLAG_ANSWERED,
 	    kw, &err), 0);
-	assert_int_equal(count_files(f->root, "cur", ":2,FRS"), 1);
+	assert_int_equal(count_files(f->root, "cur", ":2,FRSab"), 1);
+	assert_int_equal(count_files(f->root, ".", "dovecot-keywords"), 1);
 	m = imap_mailbox_msg(mb, 1);
 	assert_int_equal(m->flags & ~IMAP_FLAG_RECENT, IMAP_FLAG_SEEN | IMAP_FLAG_FLAGGED |
 	    IMAP_FLAG_ANSWERED);
@@ -312,6 +313,13 @@ test_uids_stable(void **state)
 	assert_int_equal(count_files(f->root, "new", NULL), 0);
 	assert_true(imap_mailbox_msg(mb, 6)->flags & IMAP_FLAG_RECENT);
 	assert_int_equal(imap_mailbox_msg(mb, 6)->size, strlen(msg1) + strlen("Return-Path: <x@example.test>\r\n"));
+	/* keywords survive in the file name */
+	{
+		static const char *const kw[] = { "$Important", NULL };
+
+		assert_int_equal(imap_mailbox_store(mb, 3, IMAP_FLAGS_ADD, IMAP_FLAG_FLAGGED, kw, &err),
+		    0);
+	}
 	/* expunge 2 so the UIDs have a gap */
 	assert_int_equal(imap_mailbox_store(mb, 2, IMAP_FLAGS_ADD, IMAP_FLAG_DELETED, NULL, &err), 0);
 	assert_int_equal(imap_mailbox_expunge(mb, NULL, 0, NULL, NULL, &err), 0);
@@ -342,6 +350,10 @@ test_uids_stable(void **state)
 	assert_int_equal(imap_mailbox_msg(mb, 2)->uid, 3);
 	assert_int_equal(imap_mailbox_msg(mb, 5)->uid, 6);
 	assert_int_equal(imap_mailbox_uidnext(mb), 7);
+	assert_int_equal(imap_mailbox_msg(mb, 2)->flags & ~IMAP_FLAG_RECENT, IMAP_FLAG_FLAGGED);
+	assert_non_null(imap_mailbox_msg(mb, 2)->keywords);
+	assert_string_equal(imap_mailbox_msg(mb, 2)->keywords[0], "$Important");
+	assert_string_equal(imap_mailbox_keywords(mb)[0], "$Important");
 	/* a new message after the rebuild continues the sequence */
 	imap_mailbox_close(&mb);
 	assert_int_equal(append(st, "INBOX", msg1, 0), 7);
@@ -494,6 +506,77 @@ test_two_views(void **state)
 	imap_store_close(&st2);
 }
 
+/* Views share one list: a view that has not synced keeps its numbering
+ * (and its pointers) while others change the mailbox. */
+static void
+test_lagging_views(void **state)
+{
+	struct fixture *f = *state;
+	struct imap_store *st = open_store(f);
+	struct imap_mailbox *v[3];
+	enum imap_store_error err;
+	struct events ev;
+	const struct imap_msg *held;
+	const char *err_s;
+
+	for (int i = 0; i < 5; i++)
+		append(st, "INBOX", msg1, 0);
+	for (int i = 0; i < 3; i++) {
+		v[i] = imap_mailbox_open(st, "INBOX", false, &err);
+		assert_non_null(v[i]);
+	}
+	held = imap_mailbox_msg(v[2], 3);
+	assert_int_equal(held->uid, 3);
+	/* v0 expunges 2 and 4; a delivery arrives */
+	assert_int_equal(imap_mailbox_store(v[0], 2, IMAP_FLAGS_ADD, IMAP_FLAG_DELETED, NULL, &err), 0);
+	assert_int_equal(imap_mailbox_store(v[0], 4, IMAP_FLAGS_ADD, IMAP_FLAG_DELETED, NULL, &err), 0);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_expunge(v[0], NULL, 0, &cb, &ev, &err), 0);
+	assert_int_equal(ev.nexp, 2);
+	assert_int_equal(ev.expunged[0], 4);
+	assert_int_equal(ev.expunged[1], 2);
+	assert_int_equal(delivery_maildir(f->dir, "host", ADDR, "x@example.test", msg1, strlen(msg1),
+	    &err_s), 0);
+	/* v2 has not synced: same numbering, same pointer */
+	assert_int_equal(imap_mailbox_count(v[2]), 5);
+	assert_ptr_equal(imap_mailbox_msg(v[2], 3), held);
+	assert_int_equal(held->uid, 3);
+	assert_int_equal(imap_mailbox_seq_of_uid(v[2], 4), 4);
+	/* v1 in a FETCH (no expunges allowed): sees the new one, keeps 2 and 4 */
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_sync(v[1], false, &cb, &ev), 0);
+	assert_int_equal(ev.nexp, 0);
+	assert_int_equal(ev.exists, 6);
+	assert_int_equal(imap_mailbox_msg(v[1], 6)->uid, 6);
+	assert_null(imap_mailbox_read(v[1], 2, &(size_t){ 0 }, &err));
+	assert_int_equal(err, IMAP_STORE_ERR_NONEXISTENT);
+	/* ... and at its next sync the expunges, then it is in step */
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_sync(v[1], true, &cb, &ev), 0);
+	assert_int_equal(ev.nexp, 2);
+	assert_int_equal(ev.expunged[0], 4);
+	assert_int_equal(ev.expunged[1], 2);
+	assert_int_equal(imap_mailbox_count(v[1]), 4);
+	/* v2 all at once; the delivery was \Recent for exactly one view */
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_sync(v[2], true, &cb, &ev), 0);
+	assert_int_equal(ev.nexp, 2);
+	assert_int_equal(ev.exists, 4);
+	assert_int_equal(imap_mailbox_msg(v[2], 2)->uid, 3);
+	assert_int_equal(imap_mailbox_msg(v[2], 4)->uid, 6);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_sync(v[0], true, &cb, &ev), 0);
+	assert_int_equal(ev.exists, 4);
+	assert_int_equal(((imap_mailbox_msg(v[0], 4)->flags & IMAP_FLAG_RECENT) != 0) +
+	    ((imap_mailbox_msg(v[1], 4)->flags & IMAP_FLAG_RECENT) != 0) +
+	    ((imap_mailbox_msg(v[2], 4)->flags & IMAP_FLAG_RECENT) != 0), 1);
+	for (int i = 0; i < 3; i++) {
+		assert_false(imap_mailbox_changed(v[i]));
+		imap_mailbox_close(&v[i]);
+	}
+	imap_store_close(&st);
+}
+
 static void
 test_copy_move(void **state)
 {
@@ -566,9 +649,9 @@ test_append_odd_bytes(void **state)
 	struct imap_store *st = open_store(f);
 	struct imap_mailbox *mb;
 	enum imap_store_error err;
-	/* bare LF, bare CR, NUL, no final newline */
+	/* bare LF, bare CR, NUL (served as 0x80, as Dovecot), no final newline */
 	static const char odd[] = "Subject: x\r\n\r\na\nb\rc\0d\r\nend";
-	static const char served[] = "Subject: x\r\n\r\na\r\nb\rc\0d\r\nend";
+	static const char served[] = "Subject: x\r\n\r\na\r\nb\rc\x80" "d\r\nend";
 	uint32_t uv, uid;
 	size_t len;
 	char *data;
@@ -596,6 +679,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_append_read_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uids_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_views, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lagging_views, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_odd_bytes, setup, teardown),
 	};
