@@ -128,6 +128,23 @@ imap_fetch_flags_response(struct imap_session *s, uint32_t seq, bool with_uid)
 	imap_fetch_store_response(s, seq, with_uid, false);
 }
 
+/* " NAME 1234" without printf: FETCH 1:* (FLAGS UID RFC822.SIZE) on a large
+ * mailbox is mostly this. */
+static void
+add_u64(struct evbuffer *out, const char *name, uint64_t v)
+{
+	char buf[48], *p = buf + sizeof(buf);
+	size_t nlen = strlen(name);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	p -= nlen;
+	memcpy(p, name, nlen);
+	evbuffer_add(out, p, (size_t)(buf + sizeof(buf) - p));
+}
+
 /* Append len bytes as a literal, cut to <offset.count> when partial. */
 static void
 fetch_literal(struct evbuffer *out, const char *data, size_t len, const struct imap_fetch_section *fs)
@@ -192,11 +209,12 @@ fetch_one(struct imap_session *s, struct imap_fetch_job *job, uint32_t seq, stru
 	}
 	if (need_msg && (msg = imap_mailbox_read(s->mb, seq, &msglen, &err)) == NULL)
 		goto out;
-	evbuffer_add_printf(tmp, "* %" PRIu32 " FETCH (", seq);
+	add_u64(tmp, "* ", seq);
+	evbuffer_add(tmp, " FETCH (", 8);
 #define SP() do { if (sp_) evbuffer_add(tmp, " ", 1); sp_ = true; } while (0)
 	if (items & IMAP_FETCH_UID) {
 		SP();
-		evbuffer_add_printf(tmp, "UID %" PRIu32, m->uid);
+		add_u64(tmp, "UID ", m->uid);
 	}
 	if (items & IMAP_FETCH_FLAGS) {
 		SP();
@@ -210,7 +228,7 @@ fetch_one(struct imap_session *s, struct imap_fetch_job *job, uint32_t seq, stru
 	}
 	if (items & IMAP_FETCH_RFC822_SIZE) {
 		SP();
-		evbuffer_add_printf(tmp, "RFC822.SIZE %" PRIu64, m->size);
+		add_u64(tmp, "RFC822.SIZE ", m->size);
 	}
 	if (items & IMAP_FETCH_MODSEQ) {
 		SP();
@@ -257,9 +275,16 @@ fetch_one(struct imap_session *s, struct imap_fetch_job *job, uint32_t seq, stru
 		evbuffer_add_printf(tmp, "RFC822 ");
 		fetch_literal(tmp, msg, msglen, NULL);
 	}
-	if (need_msg && (sp->nsecs > 0 || (items & IMAP_FETCH_RFC822_TEXT)))
-		if ((mime = imap_mime_parse(msg, msglen)) == NULL)
+	{
+		/* Parse only when a section needs the structure: BODY[] is the bytes. */
+		bool need_mime = (items & IMAP_FETCH_RFC822_TEXT) != 0;
+
+		for (size_t i = 0; i < sp->nsecs && !need_mime; i++)
+			need_mime = !section_in_header(&sp->secs[i]) &&
+			    !(sp->secs[i].sec.depth == 0 && sp->secs[i].sec.kind == IMAP_SECTION_ALL);
+		if (need_mime && (mime = imap_mime_parse(msg, msglen)) == NULL)
 			goto out;
+	}
 	if (items & IMAP_FETCH_RFC822_TEXT) {
 		struct evbuffer *b = evbuffer_new();
 		struct imap_section text = { .kind = IMAP_SECTION_TEXT };

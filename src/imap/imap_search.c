@@ -6,6 +6,7 @@
  * (imap_mime decodes RFC 2047, charsets and transfer encodings). Each message
  * is parsed at most once per SEARCH, and only if a key needs it.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <iconv.h>
@@ -73,9 +74,14 @@ search_hdr_cannot_match(struct search_msg *sm, const char *needle)
 		if (c >= 0x80 || c == 0 || (c == '=' && i + 1 < sm->hrawlen && sm->hraw[i + 1] == '?'))
 			return false;
 	}
-	for (size_t i = 0; i + nlen <= sm->hrawlen; i++)
-		if (strncasecmp(sm->hraw + i, needle, nlen) == 0)
-			return false;
+	{
+		char lo = (char)tolower((unsigned char)needle[0]), up = (char)toupper((unsigned char)needle[0]);
+
+		for (size_t i = 0; i + nlen <= sm->hrawlen; i++)
+			if ((sm->hraw[i] == lo || sm->hraw[i] == up) &&
+			    strncasecmp(sm->hraw + i + 1, needle + 1, nlen - 1) == 0)
+				return false;
+	}
 	return true;
 }
 

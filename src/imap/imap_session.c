@@ -190,18 +190,25 @@ imap_write_flags(struct evbuffer *out, uint32_t flags, const char *const *keywor
 		{ IMAP_FLAG_FLAGGED, "\\Flagged" }, { IMAP_FLAG_DELETED, "\\Deleted" },
 		{ IMAP_FLAG_DRAFT, "\\Draft" }, { IMAP_FLAG_RECENT, "\\Recent" },
 	};
-	bool first = true;
+	char buf[128];
+	size_t n = 0;
 
-	evbuffer_add(out, "(", 1);
+	buf[n++] = '(';
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (flags & names[i].flag) {
-			evbuffer_add_printf(out, "%s%s", first ? "" : " ", names[i].name);
-			first = false;
+			size_t len = strlen(names[i].name);
+
+			if (n > 1)
+				buf[n++] = ' ';
+			memcpy(buf + n, names[i].name, len);
+			n += len;
 		}
 	}
+	evbuffer_add(out, buf, n);
 	for (size_t i = 0; keywords != NULL && keywords[i] != NULL; i++) {
-		evbuffer_add_printf(out, "%s%s", first ? "" : " ", keywords[i]);
-		first = false;
+		if (n > 1 || i > 0)
+			evbuffer_add(out, " ", 1);
+		evbuffer_add(out, keywords[i], strlen(keywords[i]));
 	}
 	evbuffer_add(out, ")", 1);
 }
