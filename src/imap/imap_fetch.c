@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -347,12 +348,16 @@ imap_fetch_continue(struct imap_session *s)
 {
 	struct imap_fetch_job *job = s->fetch;
 	struct evbuffer *out, *tmp;
+	struct timespec t0, t1;
 
 	if (job == NULL || s->bev == NULL || s->closing)
 		return true;
 	out = imap_session_out(s);
-	if ((tmp = evbuffer_new()) == NULL)
+	if ((tmp = evbuffer_new()) == NULL) {
+		imap_session_schedule(s);
 		return false;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (job->i < job->n && evbuffer_get_length(out) <= IMAP_OUTPUT_HIGH_WATER) {
 		evbuffer_drain(tmp, evbuffer_get_length(tmp));
 		if (fetch_one(s, job, job->seqs[job->i], tmp) == -1)
@@ -360,10 +365,22 @@ imap_fetch_continue(struct imap_session *s)
 		else
 			evbuffer_add_buffer(out, tmp);
 		job->i++;
+		if ((job->i & 15) == 0 && job->i < job->n) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			if ((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000 >
+			    IMAP_SLICE_US) {
+				/* A slice is used up with little output (e.g. envelopes to
+				 * compute): let the loop run, then go on. */
+				evbuffer_free(tmp);
+				if (evbuffer_get_length(out) <= IMAP_OUTPUT_HIGH_WATER)
+					imap_session_schedule(s);
+				return false;
+			}
+		}
 	}
 	evbuffer_free(tmp);
 	if (job->i < job->n)
-		return false;
+		return false;   /* over the high-water mark: the write callback goes on */
 	/* RFC 3501 7.4.1: no EXPUNGE after FETCH, but after UID FETCH. */
 	imap_session_sync(s, job->uid);
 	if (job->failed)
