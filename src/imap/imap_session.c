@@ -411,7 +411,7 @@ imap_session_release_slot(struct imap_session *s)
 {
 	if (!s->slot_released) {
 		s->slot_released = true;
-		guard_conn_close(s->srv->deps.guard, (struct sockaddr *)&s->peer);
+		guard_conn_close(s->srv->deps.conns, (struct sockaddr *)&s->peer);
 	}
 }
 

@@ -743,3 +743,25 @@ def test_long_search_in_slices_is_correct(im):
     assert len(r[0].split()) - 2 == n - len(found)
     c.cmd("v", "LOGOUT")
     c.close()
+
+
+def test_connection_limit_per_ip_apart_from_smtp(bulwark):
+    d = bulwark(overrides={"imap": {"max_connections_per_ip": 2},
+                           "smtp": {"max_connections_per_ip": 2}, **NO_BANS})
+    held = [Raw(d.imap_port, source=H.UNTRUSTED) for _ in range(2)]
+    c = Raw(d.imap_port, source=H.UNTRUSTED)
+    assert c.greeting.startswith("* BYE"), c.greeting
+    c.close()
+    # SMTP from the same IP is not affected by its IMAP sessions
+    assert H.greeted(d.smtp_port, H.UNTRUSTED)
+    # another IP is served
+    other = Raw(d.imap_port, source=H.UNTRUSTED2)
+    assert other.greeting.startswith("* OK"), other.greeting
+    for x in held + [other]:
+        x.close()
+    def greeted_ok():
+        r = Raw(d.imap_port, source=H.UNTRUSTED)
+        ok = r.greeting.startswith("* OK")
+        r.close()
+        return ok
+    H.wait_until(greeted_ok, timeout=5, what="slots released")
