@@ -689,7 +689,7 @@ cmd_store(struct imap_session *s, struct cmd *c)
 	const char *what, *error;
 	uint32_t flags, *seqs = NULL, *modified = NULL;
 	char **kw = NULL;
-	bool silent, conditional = false;
+	bool silent, conditional = false, vanished = false;
 	size_t n = 0, nmod = 0, a = 1;
 	uint64_t unchangedsince = 0;
 	struct imap_arg flagarg;
@@ -762,13 +762,19 @@ cmd_store(struct imap_session *s, struct cmd *c)
 			continue;
 		}
 		if (imap_mailbox_store(s->mb, seqs[i], op, flags, (const char *const *)kw, &err) == -1) {
+			if (err == IMAP_STORE_ERR_NONEXISTENT) {
+				vanished = true;   /* expunged by another session (RFC 2180 4.2.1) */
+				continue;
+			}
 			r = store_error(c, err, false);
 			break;
 		}
 		if (!silent || s->condstore)
 			imap_fetch_store_response(s, seqs[i], c->uid, silent);
 	}
-	if (r == CMD_OK) {
+	if (r == CMD_OK && vanished && nmod == 0) {
+		r = reply(c, CMD_NO, "[EXPUNGEISSUED] Some of the requested messages no longer exist");
+	} else if (r == CMD_OK) {
 		if (nmod > 0) {
 			struct evbuffer *b = evbuffer_new();
 			size_t len;
