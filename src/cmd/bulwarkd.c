@@ -29,6 +29,7 @@
 #include "guard/guard.h"
 #include "http/http_server.h"
 #include "monitor/metrics.h"
+#include "monitor/queue_monitor.h"
 #include "queue/queue.h"
 #include "smtp/smtp_client.h"
 #include "smtp/smtp_server.h"
@@ -43,6 +44,7 @@ struct daemon {
 	struct queue *queue;
 	struct guard *guard;
 	struct directory *dir;
+	struct queue_monitor *monitor;
 	struct event *tick;
 	struct event *sigterm, *sigint, *stop_timer;
 	time_t stop_deadline;
@@ -319,6 +321,14 @@ main(int argc, char **argv)
 	d.guard = guard;
 	d.dir = dir;
 	smtp_server_attach(d.smtp, dir, d.queue, auth_pool);
+	{
+		struct queue_monitor_deps md = { .base = d.base, .cfg = cfg, .queue = d.queue,
+		    .dir = dir, .pool = pool };
+
+		if ((d.monitor = queue_monitor_new(&md)) == NULL || queue_monitor_start(d.monitor) == -1)
+			fatalx("event=start.error reason=\"queue monitor: out of memory\"");
+		smtp_server_set_monitor(d.smtp, d.monitor);
+	}
 	if (http_server_start(http, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "http");
 	{
@@ -356,6 +366,7 @@ main(int argc, char **argv)
 	pool_free(&auth_pool);
 	pool_free(&pool);
 	smtp_server_free(&d.smtp);
+	queue_monitor_free(&d.monitor);
 	queue_free(&d.queue);   /* drops remote attempts in flight (they retry at next start) */
 	{
 		/* Let clients that said QUIT finish (they free themselves), briefly. */

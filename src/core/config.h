@@ -63,9 +63,30 @@ struct config_http {
 	size_t nmetrics_allow;
 };
 
+/* One named detector of the queue monitor (docs/containment.md). */
+struct config_detector {
+	bool enabled;
+	int threshold;        /* what "too many" is; its unit depends on the detector */
+	int window_seconds;   /* the sliding window it is counted over */
+	int min_samples;      /* deferral_ratio: results needed before a ratio means anything */
+};
+
 struct config_queue_monitor {
 	int interval_seconds; /* 30 */
-	int alert_threshold;  /* 5 */
+	int alert_threshold;  /* 5: messages in the queue above which an alert is raised */
+	char *alert_command;  /* NULL: none; "/abs/path arg ..." split on spaces, no shell */
+	int alert_command_timeout;  /* 10 s, then the command is killed */
+	int alert_repeat_seconds;   /* 3600: a queue alert that persists is repeated this often */
+	bool containment;           /* true: a detector that fires holds and suspends */
+	int messages_per_hour;      /* 100 per account (authenticated submission) */
+	int recipients_per_hour;    /* 500 remote recipients per account */
+	struct {
+		struct config_detector rate_limit;        /* over messages/recipients_per_hour */
+		struct config_detector distinct_domains;  /* recipient domains in the window */
+		struct config_detector deferral_ratio;    /* % of deferred+bounced results */
+		struct config_detector from_mismatch;     /* From: not the authenticated identity */
+		struct config_detector same_subject;      /* recipients of one subject in the window */
+	} detectors;
 };
 
 /* smtp: limits of the SMTP server, each with its RFC 5321 reply. */

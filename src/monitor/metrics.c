@@ -680,6 +680,20 @@ static const struct {
 	  "SMTP sessions open now.", true },
 	{ "bulwark_lockdown", "gauge",
 	  "1 while the admin's emergency stop (bulwarkctl lockdown on) holds all outbound mail.", true },
+	{ "bulwark_queue_deferred", "gauge",
+	  "Messages in the queue waiting for a retry after a failed attempt.", true },
+	{ "bulwark_monitor_alerts_total", "counter",
+	  "Alerts raised by the queue monitor, by kind (queue, detector, containment).", false },
+	{ "bulwark_monitor_detections_total", "counter",
+	  "Suspicious sending found by the queue monitor, by detector.", false },
+	{ "bulwark_containments_total", "counter",
+	  "Accounts contained (mail held, sending suspended), by detector.", false },
+	{ "bulwark_accounts_contained", "gauge",
+	  "Accounts contained now and not resumed yet.", true },
+	{ "bulwark_rate_limited_total", "counter",
+	  "Recipients or messages refused with 451 4.7.1 by an account's hourly limit, by limit.", false },
+	{ "bulwark_alert_commands_total", "counter",
+	  "Runs of queue_monitor.alert_command, by result (ok, failed, timeout, skipped).", false },
 };
 
 void

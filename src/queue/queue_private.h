@@ -19,6 +19,7 @@ struct queue_entry {
 	bool remote_waiting;  /* only remote recipients are left */
 	time_t retry_at;      /* 0: not waiting for a retry */
 	int attempts;         /* remote delivery attempts so far */
+	char *sender;         /* envelope sender once a job has read it (containment), or NULL */
 };
 
 struct dns;
@@ -47,6 +48,7 @@ struct queue {
 	struct dkim_key ***dkim_keys;  /* by cfg->domains index (queue_set_dkim) */
 	struct queue_key_lookup *lookups;   /* DKIM key lookups in flight */
 	const size_t *dkim_nkeys;
+	struct queue_observer observer;   /* the monitor (queue_set_observer), or zeroes */
 	struct queue_entry *head;
 	size_t count, busy;
 	struct event *retry_ev;
@@ -73,6 +75,14 @@ int queue_bounce(const struct config *cfg, const struct queue_envelope *env, con
  */
 void queue_value_encode(FILE *f, const char *s);
 char *queue_value_decode(const char *s, size_t n);
+
+/*
+ * queue_scheduler.c: a remote attempt of e ended (loop thread): tell the
+ * observer, and hold e if its sender is contained now. Before the entry is
+ * dropped or rescheduled; true if e was held (and is gone).
+ */
+bool queue_attempt_done(struct queue *q, struct queue_entry *e, const struct queue_envelope *env,
+    bool removed, size_t delivered, size_t deferred, size_t failed);
 
 /* queue_scheduler.c: a committed message enters the schedule. */
 void queue_schedule_new(struct queue *q, const char *id);

@@ -196,6 +196,17 @@ remote_commit_done(void *arg)
 	struct queue_entry *e = r->e;
 
 	e->busy = false;
+	{
+		size_t n[R_DEFERRED + 1] = { 0 };
+
+		for (size_t i = 0; i < r->env.nrcpts; i++)
+			n[r->res[i].outcome]++;
+		if (queue_attempt_done(q, e, &r->env, r->removed, n[R_DELIVERED], n[R_DEFERRED],
+		    n[R_FAILED])) {
+			remote_free(r);   /* held (containment): out of the schedule */
+			return;
+		}
+	}
 	if (r->removed) {
 		queue_entry_drop(q, e);
 	} else {

@@ -395,15 +395,17 @@ queue_entry_unlink(struct queue *q, struct queue_entry *e)
 	if (e->next != NULL)
 		e->next->prev = e->prev;
 	q->count--;
+	free(e->sender);
 	free(e);
 }
 
 /*
- * Move a message into queue/hold/ (lockdown): state file first, then the
- * message, as bulwarkctl queue hold does. The entry leaves the schedule.
+ * Move a message into queue/hold/ (lockdown, containment): state file
+ * first, then the message, as bulwarkctl queue hold does. The entry leaves
+ * the schedule.
  */
 static int
-queue_hold(struct queue *q, struct queue_entry *e)
+queue_hold(struct queue *q, struct queue_entry *e, const char *reason)
 {
 	char from[PATH_MAX + 32], to[PATH_MAX + 48];
 
@@ -414,7 +416,7 @@ queue_hold(struct queue *q, struct queue_entry *e)
 	if (fs_path(from, sizeof(from), "%s/%s", q->dir, e->id) == -1 ||
 	    fs_path(to, sizeof(to), "%s/hold/%s", q->dir, e->id) == -1 || rename(from, to) == -1)
 		goto fail;
-	log_warnx("event=queue.held queue_id=%s reason=lockdown", e->id);
+	log_warnx("event=queue.held queue_id=%s reason=%s", e->id, reason);
 	queue_entry_unlink(q, e);
 	return 0;
 fail:
@@ -561,7 +563,15 @@ queue_job_done(void *arg)
 	} else if (job->remote_left) {
 		e->remote_waiting = true;
 		e->attempts = job->attempts;
-		if (q->lockdown && queue_hold(q, e) == 0) {
+		if (e->sender == NULL && job->env.sender != NULL)
+			e->sender = strdup(job->env.sender);   /* NULL (no memory): never matched */
+		if (q->lockdown && queue_hold(q, e, "lockdown") == 0) {
+			queue_job_free(job);
+			return;
+		}
+		if (q->observer.hold != NULL && job->env.sender != NULL &&
+		    q->observer.hold(q->observer.arg, job->env.sender) &&
+		    queue_hold(q, e, "containment") == 0) {
 			queue_job_free(job);
 			return;
 		}
@@ -722,7 +732,7 @@ queue_control(struct queue *q)
 		for (; e != NULL; e = next) {
 			next = e->next;
 			if (!e->busy && (e->remote_waiting || e->retry_at != 0))
-				(void)queue_hold(q, e);
+				(void)queue_hold(q, e, "lockdown");
 		}
 	}
 }
@@ -976,6 +986,60 @@ fail:
 	if (asprintf(error_r, "queue: %s: %s", q->dir, strerror(errno)) == -1)
 		*error_r = NULL;
 	return -1;
+}
+
+void
+queue_set_observer(struct queue *q, const struct queue_observer *obs)
+{
+	q->observer = *obs;
+}
+
+bool
+queue_attempt_done(struct queue *q, struct queue_entry *e, const struct queue_envelope *env,
+    bool removed, size_t delivered, size_t deferred, size_t failed)
+{
+	const char *sender = env->sender != NULL ? env->sender : "";
+	bool busy = e->busy;
+
+	/* busy meanwhile: a containment the observer starts must not hold e under us */
+	e->busy = true;
+	if (q->observer.attempt != NULL)
+		q->observer.attempt(q->observer.arg, sender, env->flags, delivered, deferred, failed);
+	e->busy = busy;
+	if (removed || q->observer.hold == NULL || !q->observer.hold(q->observer.arg, sender))
+		return false;
+	return queue_hold(q, e, "containment") == 0;
+}
+
+size_t
+queue_hold_senders(struct queue *q, const char *const *senders, size_t n, const char *reason)
+{
+	size_t held = 0;
+
+	for (struct queue_entry *e = q->head, *next; e != NULL; e = next) {
+		next = e->next;
+		if (e->busy || e->sender == NULL)
+			continue;   /* in flight, or not read yet: asked again when it ends */
+		for (size_t i = 0; i < n; i++) {
+			if (strcasecmp(e->sender, senders[i]) != 0)
+				continue;
+			if (queue_hold(q, e, reason) == 0)
+				held++;
+			break;
+		}
+	}
+	return held;
+}
+
+size_t
+queue_deferred_count(const struct queue *q)
+{
+	size_t n = 0;
+
+	for (const struct queue_entry *e = q->head; e != NULL; e = e->next)
+		if (e->attempts > 0 && !e->busy)
+			n++;
+	return n;
 }
 
 size_t

@@ -136,6 +136,12 @@ smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue 
 	srv->deps.queue = queue;
 }
 
+void
+smtp_server_set_monitor(struct smtp_server *srv, struct queue_monitor *monitor)
+{
+	srv->deps.monitor = monitor;
+}
+
 int
 smtp_server_start(struct smtp_server *srv)
 {

@@ -1,0 +1,129 @@
+/*
+ * monitor_header.c: the two header fields the detectors read from an
+ * authenticated user's message, From and Subject (RFC 5322 3.6.2, 3.6.5;
+ * unfolding 2.2.3). Pure; trusts nothing: the block may be cut anywhere,
+ * hold any byte, and outputs are bounded. Not a full address parser: a
+ * From it cannot read yields no address, which counts as no mismatch.
+ */
+#include "monitor/monitor_account.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+int
+monitor_header_field(const char *msg, size_t len, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name), i = 0, o = 0;
+
+	if (outlen == 0)
+		return 0;
+	out[0] = '\0';
+	while (i < len) {
+		size_t eol = i;
+
+		while (eol < len && msg[eol] != '\n')
+			eol++;
+		if (eol == i || (eol == i + 1 && msg[i] == '\r'))
+			return 0;   /* the empty line: end of the header */
+		if (eol - i > nlen && strncasecmp(msg + i, name, nlen) == 0 && msg[i + nlen] == ':') {
+			size_t p = i + nlen + 1;
+
+			for (;;) {
+				/* copy this line (without CR LF), then any continuation */
+				for (; p < eol; p++) {
+					char c = msg[p] == '\t' || msg[p] == '\r' ? ' ' : msg[p];
+
+					if (c == ' ' && (o == 0 || out[o - 1] == ' '))
+						continue;
+					if (o + 1 < outlen)
+						out[o++] = c;
+				}
+				if (eol + 1 < len && (msg[eol + 1] == ' ' || msg[eol + 1] == '\t')) {
+					p = eol + 1;
+					for (eol = p; eol < len && msg[eol] != '\n'; eol++)
+						;
+					continue;
+				}
+				break;
+			}
+			while (o > 0 && out[o - 1] == ' ')
+				o--;
+			out[o] = '\0';
+			return 1;
+		}
+		i = eol + 1;
+	}
+	return 0;
+}
+
+/* Append value[a..b) trimmed to out[n] when it looks like local@domain. */
+static size_t
+address_add(const char *a, const char *b, char out[][320], size_t n, size_t max)
+{
+	size_t len;
+
+	while (a < b && (*a == ' ' || *a == '"'))
+		a++;
+	while (b > a && (b[-1] == ' ' || b[-1] == '"' || b[-1] == ',' || b[-1] == ';'))
+		b--;
+	len = (size_t)(b - a);
+	if (n >= max || len == 0 || len >= 320 || memchr(a, '@', len) == NULL)
+		return n;
+	memcpy(out[n], a, len);
+	out[n][len] = '\0';
+	return n + 1;
+}
+
+size_t
+monitor_header_addresses(const char *value, char out[][320], size_t max)
+{
+	size_t n = 0;
+	const char *p;
+
+	if (strchr(value, '<') != NULL) {
+		for (p = value; (p = strchr(p, '<')) != NULL; ) {
+			const char *q = strchr(p + 1, '>');
+
+			if (q == NULL)
+				break;
+			n = address_add(p + 1, q, out, n, max);
+			p = q + 1;
+		}
+		return n;
+	}
+	/* bare addresses, maybe with (comments) and "quoted words" */
+	p = value;
+	while (*p != '\0') {
+		const char *start;
+
+		if (*p == '(') {
+			int depth = 0;
+
+			for (; *p != '\0'; p++) {
+				if (*p == '(')
+					depth++;
+				else if (*p == ')' && --depth == 0) {
+					p++;
+					break;
+				}
+			}
+			continue;
+		}
+		if (*p == '"') {
+			const char *q = strchr(p + 1, '"');
+
+			p = q != NULL ? q + 1 : p + strlen(p);
+			continue;
+		}
+		if (*p == ' ' || *p == ',') {
+			p++;
+			continue;
+		}
+		start = p;
+		while (*p != '\0' && *p != ' ' && *p != ',' && *p != '(')
+			p++;
+		n = address_add(start, p, out, n, max);
+	}
+	return n;
+}
