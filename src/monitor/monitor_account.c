@@ -249,7 +249,10 @@ monitor_account_rate_record(struct monitor_account *a, int64_t now, uint32_t mes
 
 /* ---- detectors ---- */
 
-/* Copy s into out, printable ASCII only (evidence ends up in logs and JSON). */
+/*
+ * Copy s into out, printable ASCII only, blanks collapsed (evidence ends up
+ * in logs and JSON, and reads as the detector compared it).
+ */
 static void
 evidence_text(char *out, size_t outlen, const char *s)
 {
@@ -258,8 +261,15 @@ evidence_text(char *out, size_t outlen, const char *s)
 	for (; s != NULL && *s != '\0' && o + 1 < outlen; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		out[o++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '?';
+		if (c == ' ' || c == '\t') {
+			if (o > 0 && out[o - 1] != ' ')
+				out[o++] = ' ';
+			continue;
+		}
+		out[o++] = c > 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '?';
 	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
 	out[o] = '\0';
 }
 

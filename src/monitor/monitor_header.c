@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#define MONITOR_HEADER_VALUE_MAX 1024   /* of a From: value looked at */
+
 int
 monitor_header_field(const char *msg, size_t len, const char *name, char *out, size_t outlen)
 {
@@ -78,11 +80,40 @@ address_add(const char *a, const char *b, char out[][320], size_t n, size_t max)
 size_t
 monitor_header_addresses(const char *value, char out[][320], size_t max)
 {
-	size_t n = 0;
+	char buf[MONITOR_HEADER_VALUE_MAX];
+	size_t n = 0, o = 0;
+	int depth = 0;
+	bool quoted = false;
 	const char *p;
 
-	if (strchr(value, '<') != NULL) {
-		for (p = value; (p = strchr(p, '<')) != NULL; ) {
+	/* Drop (comments) and "quoted strings" first: display names may hold anything. */
+	for (p = value; *p != '\0' && o + 1 < sizeof(buf); p++) {
+		if (quoted) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '"')
+				quoted = false;
+			continue;
+		}
+		if (depth > 0) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(')
+				depth++;
+			else if (*p == ')')
+				depth--;
+			continue;
+		}
+		if (*p == '"')
+			quoted = true;
+		else if (*p == '(')
+			depth = 1;
+		else
+			buf[o++] = *p;
+	}
+	buf[o] = '\0';
+	if (strchr(buf, '<') != NULL) {
+		for (p = buf; (p = strchr(p, '<')) != NULL; ) {
 			const char *q = strchr(p + 1, '>');
 
 			if (q == NULL)
@@ -92,36 +123,15 @@ monitor_header_addresses(const char *value, char out[][320], size_t max)
 		}
 		return n;
 	}
-	/* bare addresses, maybe with (comments) and "quoted words" */
-	p = value;
-	while (*p != '\0') {
+	for (p = buf; *p != '\0'; ) {
 		const char *start;
 
-		if (*p == '(') {
-			int depth = 0;
-
-			for (; *p != '\0'; p++) {
-				if (*p == '(')
-					depth++;
-				else if (*p == ')' && --depth == 0) {
-					p++;
-					break;
-				}
-			}
-			continue;
-		}
-		if (*p == '"') {
-			const char *q = strchr(p + 1, '"');
-
-			p = q != NULL ? q + 1 : p + strlen(p);
-			continue;
-		}
 		if (*p == ' ' || *p == ',') {
 			p++;
 			continue;
 		}
 		start = p;
-		while (*p != '\0' && *p != ' ' && *p != ',' && *p != '(')
+		while (*p != '\0' && *p != ' ' && *p != ',')
 			p++;
 		n = address_add(start, p, out, n, max);
 	}
