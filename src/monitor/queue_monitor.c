@@ -348,6 +348,7 @@ contain(struct queue_monitor *m, struct monitor_account *a, const struct monitor
 	a->contained = true;
 	a->contained_at = now;
 	m->contained++;
+	/* XXX a synchronous SQLite write on the loop; rare (once per containment). */
 	if (m->deps.dir != NULL &&
 	    directory_user_set_flag(m->deps.dir, a->name, "suspended", true, &error) == 0)
 		al.suspended = true;
@@ -561,6 +562,12 @@ queue_monitor_submitted(struct queue_monitor *m, const struct queue_monitor_mess
 		monitor_account_add_sender(a, msg->sender);
 	if (a->contained)
 		return;   /* already stopped; the scheduler holds this one */
+	for (size_t i = 0; i < msg->nrcpts; i++)
+		if (!msg->rcpts[i].local)
+			mm.nrcpts++;
+	if (mm.nrcpts == 0)
+		return;   /* mail between colleagues is not outbound: not watched */
+	mm.nrcpts = 0;
 	if (monitor_header_field(msg->headers, msg->headers_len, "Subject", subject,
 	    sizeof(subject)) == 1)
 		mm.subject = subject;

@@ -92,8 +92,13 @@ config_equal(const struct config *a, const struct config *b)
 	assert_memory_equal(&a->accounts, &b->accounts, sizeof(a->accounts));
 	string_or_null_equal(a->http.public_url, b->http.public_url);
 	assert_int_equal(a->http.nmetrics_allow, b->http.nmetrics_allow);
-	assert_memory_equal(&a->queue_monitor, &b->queue_monitor,
-	    sizeof(a->queue_monitor));
+	{
+		struct config_queue_monitor qa = a->queue_monitor, qb = b->queue_monitor;
+
+		string_or_null_equal(qa.alert_command, qb.alert_command);
+		qa.alert_command = qb.alert_command = NULL;
+		assert_memory_equal(&qa, &qb, sizeof(qa));
+	}
 	assert_memory_equal(&a->smtp, &b->smtp, sizeof(a->smtp));
 }
 
@@ -783,6 +788,69 @@ static const struct error_case error_cases[] = {
 	  .error = ":1: key 'allow_nonlocal_mynetworks': expected a boolean" },
 };
 
+/* queue_monitor: the detectors' nested keys, the command's checks. */
+static void
+test_queue_monitor_keys(void **state)
+{
+	struct config *cfg = expect_load(
+	    "queue_monitor:\n"
+	    "  alert_command: /usr/bin/curl -sS --data-binary @- https://hook.example/x\n"
+	    "  alert_command_timeout: 5\n"
+	    "  containment: false\n"
+	    "  messages_per_hour: 7\n"
+	    "  recipients_per_hour: 70\n"
+	    "  detectors:\n"
+	    "    rate_limit: {enabled: false}\n"
+	    "    distinct_domains: {threshold: 9, window_seconds: 60}\n"
+	    "    deferral_ratio: {enabled: yes, threshold: 100, min_samples: 1}\n"
+	    "    from_mismatch:\n"
+	    "      enabled: no\n"
+	    "    same_subject: {threshold: 1000000, window_seconds: 86400}\n");
+	const struct config_queue_monitor *qm = &cfg->queue_monitor;
+
+	(void)state;
+	assert_string_equal(qm->alert_command, "/usr/bin/curl -sS --data-binary @- https://hook.example/x");
+	assert_int_equal(qm->alert_command_timeout, 5);
+	assert_int_equal(qm->alert_repeat_seconds, 3600);
+	assert_false(qm->containment);
+	assert_int_equal(qm->messages_per_hour, 7);
+	assert_int_equal(qm->recipients_per_hour, 70);
+	assert_false(qm->detectors.rate_limit.enabled);
+	assert_true(qm->detectors.distinct_domains.enabled);
+	assert_int_equal(qm->detectors.distinct_domains.threshold, 9);
+	assert_int_equal(qm->detectors.distinct_domains.window_seconds, 60);
+	assert_int_equal(qm->detectors.deferral_ratio.threshold, 100);
+	assert_int_equal(qm->detectors.deferral_ratio.min_samples, 1);
+	assert_int_equal(qm->detectors.deferral_ratio.window_seconds, 3600);
+	assert_false(qm->detectors.from_mismatch.enabled);
+	assert_int_equal(qm->detectors.from_mismatch.threshold, 3);
+	assert_int_equal(qm->detectors.same_subject.threshold, 1000000);
+	config_free(&cfg);
+
+	cfg = expect_load("");
+	qm = &cfg->queue_monitor;
+	assert_null(qm->alert_command);
+	assert_true(qm->containment);
+	assert_int_equal(qm->messages_per_hour, 100);
+	assert_int_equal(qm->recipients_per_hour, 500);
+	assert_true(qm->detectors.same_subject.enabled);
+	assert_int_equal(qm->detectors.deferral_ratio.threshold, 60);
+	config_free(&cfg);
+
+	expect_error("queue_monitor:\n  alert_command: curl -d @- https://x\n",
+	    ":2: key 'queue_monitor.alert_command': expected an absolute program path");
+	expect_error("queue_monitor:\n  alert_command: \"/bin/x\\ty\"\n",
+	    ":2: key 'queue_monitor.alert_command': contains a control character");
+	expect_error("queue_monitor:\n  detectors:\n    bogus: {enabled: true}\n",
+	    ":3: unknown key 'queue_monitor.detectors.bogus'");
+	expect_error("queue_monitor:\n  detectors:\n    rate_limit: {threshold: 3}\n",
+	    ":3: unknown key 'queue_monitor.detectors.rate_limit.threshold'");
+	expect_error("queue_monitor:\n  detectors:\n    deferral_ratio: {threshold: 101}\n",
+	    ":3: key 'queue_monitor.detectors.deferral_ratio.threshold': 101 is out of range 1..100");
+	expect_error("queue_monitor:\n  detectors:\n    same_subject: {min_samples: 3}\n",
+	    ":3: unknown key 'queue_monitor.detectors.same_subject.min_samples'");
+}
+
 static void
 test_errors(void **state)
 {
@@ -872,6 +940,17 @@ static const struct key_case key_cases[] = {
 	  .max = 86400 },
 	{ .section = "queue_monitor", .key = "alert_threshold", .kind = K_INT, .min = 1,
 	  .max = 1000000 },
+	{ .section = "queue_monitor", .key = "alert_command", .kind = K_NULLABLE },
+	{ .section = "queue_monitor", .key = "alert_command_timeout", .kind = K_INT, .min = 1,
+	  .max = 3600 },
+	{ .section = "queue_monitor", .key = "alert_repeat_seconds", .kind = K_INT, .min = 1,
+	  .max = 604800 },
+	{ .section = "queue_monitor", .key = "containment", .kind = K_BOOL },
+	{ .section = "queue_monitor", .key = "messages_per_hour", .kind = K_INT, .min = 1,
+	  .max = 10000000 },
+	{ .section = "queue_monitor", .key = "recipients_per_hour", .kind = K_INT, .min = 1,
+	  .max = 10000000 },
+	{ .section = "queue_monitor", .key = "detectors", .kind = K_SECTION },
 };
 
 /* Wrong values per kind; each must fail with the kind's message. */
@@ -1385,6 +1464,7 @@ main(void)
 		cmocka_unit_test(test_listen_partial),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_queue_monitor_keys),
 		cmocka_unit_test(test_every_key_wrong_type),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_too_large),
