@@ -307,6 +307,26 @@ def test_rate_limit_per_account_override_for_recipients(bulwark, sink):
     s.quit()
 
 
+def test_rate_limit_holds_across_parallel_sessions_at_data_and_bdat(bulwark, sink):
+    d = bulwark(config(sink, messages_per_hour=1, detectors={"rate_limit": {"enabled": False}}))
+    a, b, c = login(d), login(d), login(d)
+    # a and c are at RCPT (nothing counted yet) when b sends the hour's one message
+    for s, to in ((a, "pa@far.example"), (c, "pc@far.example")):
+        assert s.mail(ACCOUNT)[0] == 250 and s.rcpt(to)[0] == 250
+    assert b.sendmail(ACCOUNT, ["pb@far.example"], message(1)) == {}
+    code, text = a.docmd("DATA")
+    assert code == 451 and text.startswith(b"4.7.1"), (code, text)
+    body = message(2)
+    c.send(f"BDAT {len(body)} LAST\r\n".encode() + body)
+    code, text = c.getreply()
+    assert code == 451 and text.startswith(b"4.7.1"), (code, text)
+    for s in (a, b, c):
+        s.quit()
+    wait_until(lambda: sink.count() == 1, what="the one message")
+    time.sleep(0.5)
+    assert sink.count() == 1
+
+
 # ---- each detector, focused ----
 
 def detected(d, detector):
@@ -320,9 +340,14 @@ def test_detector_from_mismatch(bulwark, sink, tmp_path):
     d = bulwark(config(sink, alert_command=command,
                        detectors={"from_mismatch": {"threshold": 2}}))
     s = login(d)
-    # its own address and display names are fine
+    # its own address, display names, an alias that includes it are fine
     assert s.sendmail(ACCOUNT, ["a@far.example"],
                       message(1, frm=f'"Alice A." <{ACCOUNT}>')) == {}
+    assert s.sendmail(ACCOUNT, ["a@far.example"],
+                      message(1, frm='"ceo@bank.example" <team@example.test>')) == {}
+    # mail between colleagues is not outbound: not watched
+    assert s.sendmail(ACCOUNT, ["bob@example.test"], message(1, frm="boss@bank.example")) == {}
+    assert s.sendmail(ACCOUNT, ["bob@example.test"], message(1, frm="boss@bank.example")) == {}
     assert s.sendmail(ACCOUNT, ["a@far.example"], message(2, frm="ceo@bank.example")) == {}
     assert "event=monitor.detected" not in d.log_text(), "one mismatch is under the threshold"
     assert s.sendmail(ACCOUNT, ["a@far.example"],
@@ -400,3 +425,49 @@ def test_detector_alert_only_when_containment_is_off(bulwark, sink, tmp_path):
     assert user_row(d)["suspended"] is False
     wait_until(lambda: sink.count() == 2, what="the mail delivered anyway")
     assert "event=monitor.containment" not in d.log_text()
+
+
+def test_release_before_resume_is_held_again_even_after_a_restart(bulwark, sink, tmp_path):
+    """Resume first, then release: mail of a suspended account stays held."""
+    sink.tempfail = True   # deferred: held when its attempt ends
+    port, over = H.http_overrides(config(sink, detectors={"from_mismatch": {"threshold": 1}}))
+    d = bulwark(over)
+    s = login(d)
+    assert s.sendmail(ACCOUNT, ["v@far.example"], message(1, frm="it@bank.example")) == {}
+    s.quit()
+    detected(d, "from_mismatch")
+    wait_until(lambda: [r for r in queue_rows(d) if r["state"] == "held"], what="held")
+    H.wait_metric(port, 'bulwark_containments_total{detector="from_mismatch"}', lambda v: v == 1)
+    H.wait_metric(port, 'bulwark_monitor_detections_total{detector="from_mismatch"}',
+                  lambda v: v == 1)
+    H.wait_metric(port, "bulwark_accounts_contained", lambda v: v == 1)
+    sink.tempfail = False
+    # released while still suspended: held again at once
+    assert d.ctl("queue", "release", "--sender", ACCOUNT).returncode == 0
+    wait_until(lambda: d.log_text().count("event=queue.held") >= 2, what="held again")
+    wait_until(lambda: [r["state"] for r in queue_rows(d)] == ["held"], what="held state")
+    # a restart forgets the windows, not the suspension: held again too
+    assert d.stop() == 0
+    d.restart()
+    assert d.ctl("queue", "release", "--sender", ACCOUNT).returncode == 0
+    wait_until(lambda: "reason=containment" in d.log_text().split("test harness: starting")[-1],
+               what="held again after the restart")
+    wait_until(lambda: [r["state"] for r in queue_rows(d)] == ["held"], what="held state")
+    assert sink.count() == 0
+    # resume, release: delivered
+    assert d.ctl("user", "resume", ACCOUNT).returncode == 0
+    assert d.ctl("queue", "release", "--sender", ACCOUNT).returncode == 0
+    wait_until(lambda: sink.count() == 1, what="delivery after the resume")
+
+
+def test_postmaster_alias_gets_the_alert(bulwark, sink):
+    d = bulwark(config(sink, detectors={"from_mismatch": {"threshold": 1}}))
+    d.add_alias("postmaster@example.test", "bob@example.test")
+    s = login(d)
+    assert s.sendmail(ACCOUNT, ["v@far.example"], message(1, frm="it@bank.example")) == {}
+    s.quit()
+    raw = wait_until(lambda: [r for _, r in d.read_maildir("bob@example.test")
+                              if b"account contained" in r], what="the alert in bob's Maildir")[0]
+    assert b"alice@example.test (from_mismatch)" in raw
+    assert b"bulwarkctl queue release --sender" in raw
+    assert b'"type":"bulwark.alert"' in raw

@@ -1381,6 +1381,16 @@ static const struct audit_case audit_cases[] = {
 	  .message = "3599 is weaker than the default 3600" },
 	{ .yaml = "intrusion_prevention: {bantime: 86400, findtime: 3600}\n",
 	  .findings = 0 },
+	/* the outbound containment turned off, loudly */
+	{ .yaml = "queue_monitor: {containment: false}\n", .findings = 1, .errors = 0,
+	  .sev = W, .key = "queue_monitor.containment",
+	  .message = "queue_monitor.containment: false: a detector only alerts" },
+	{ .yaml = "queue_monitor:\n  detectors: {same_subject: {enabled: no},"
+	  " rate_limit: {enabled: no}}\n", .findings = 2, .errors = 0,
+	  .sev = W, .key = "queue_monitor.detectors.same_subject.enabled",
+	  .message = "queue_monitor.detectors.same_subject.enabled: false: a burst" },
+	{ .yaml = "queue_monitor: {messages_per_hour: 1000, alert_command: /bin/true}\n",
+	  .findings = 0 },
 	/* fine as they are */
 	{ .yaml = "smtp: {bare_lf: normalize}\n", .findings = 0 },
 	{ .yaml = "smtp: {bare_lf: reject}\n", .findings = 0 },
