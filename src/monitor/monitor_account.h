@@ -120,8 +120,9 @@ int monitor_account_results(struct monitor_account *a, const struct config_queue
 
 /*
  * monitor_header.c. The unfolded value of the first header field name (case-insensitive) in
- * the header block msg[0..len) (CRLF or LF line ends), blanks trimmed, in
- * out (truncated to outlen - 1). 1 found, 0 not.
+ * the header block msg[0..len) (CRLF or LF line ends), control bytes read
+ * as blanks, blanks collapsed and trimmed, in out (truncated to outlen - 1).
+ * 1 found, 0 not.
  */
 int monitor_header_field(const char *msg, size_t len, const char *name, char *out,
     size_t outlen);

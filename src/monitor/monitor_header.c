@@ -34,7 +34,8 @@ monitor_header_field(const char *msg, size_t len, const char *name, char *out, s
 			for (;;) {
 				/* copy this line (without CR LF), then any continuation */
 				for (; p < eol; p++) {
-					char c = msg[p] == '\t' || msg[p] == '\r' ? ' ' : msg[p];
+					/* controls (CR, TAB, NUL, ...) read as blanks */
+					char c = (unsigned char)msg[p] < 0x20 || msg[p] == 0x7f ? ' ' : msg[p];
 
 					if (c == ' ' && (o == 0 || out[o - 1] == ' '))
 						continue;
@@ -72,6 +73,9 @@ address_add(const char *a, const char *b, char out[][320], size_t n, size_t max)
 	len = (size_t)(b - a);
 	if (n >= max || len == 0 || len >= 320 || memchr(a, '@', len) == NULL)
 		return n;
+	for (const char *p = a; p < b; p++)
+		if (*p == '<' || *p == '>' || (unsigned char)*p <= ' ' || *p == 0x7f)
+			return n;   /* not an addr-spec: not counted (as no address) */
 	memcpy(out[n], a, len);
 	out[n][len] = '\0';
 	return n + 1;

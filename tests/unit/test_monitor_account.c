@@ -335,6 +335,7 @@ static const struct field_case field_cases[] = {
 	{ "Subject:\r\n\r\n", "Subject", 1, "" },
 	{ "", "Subject", 0, "" },
 	{ "Subject: first\r\nSubject: second\r\n\r\n", "Subject", 1, "first" },
+	{ "Subject: a\x01\x7f b\r\n\r\n", "Subject", 1, "a b" },
 };
 
 static void
@@ -378,6 +379,8 @@ static const struct addr_case addr_cases[] = {
 	{ "undisclosed-recipients:;", 0, { NULL } },
 	{ "<>", 0, { NULL } },
 	{ "<broken@x.example", 0, { NULL } },
+	{ "b@y.z>)[", 0, { NULL } },
+	{ "<a b@x.example>", 0, { NULL } },
 	{ "<a@x.example> <b@y.example> <c@z.example> <d@w.example>", 3,
 	  { "a@x.example", "b@y.example", "c@z.example" } },
 };
