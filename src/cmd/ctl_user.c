@@ -447,9 +447,18 @@ cmd_user_list(struct ctl *ctl, const struct args *a)
 			fputs(", \"contact\": ", stdout);
 			json_string(stdout, u->contact);
 			printf(", \"confirmed\": %s, \"suspended\": %s, \"locked_until\": %lld,"
-			    " \"failed_logins\": %d, \"created\": %lld}",
+			    " \"failed_logins\": %d, \"created\": %lld",
 			    u->confirmed ? "true" : "false", u->suspended ? "true" : "false",
 			    (long long)u->locked_until, u->failed_logins, (long long)u->created);
+			/* outbound limits of its own; null: queue_monitor's */
+			if (u->messages_per_hour >= 0)
+				printf(", \"messages_per_hour\": %d", u->messages_per_hour);
+			else
+				fputs(", \"messages_per_hour\": null", stdout);
+			if (u->recipients_per_hour >= 0)
+				printf(", \"recipients_per_hour\": %d}", u->recipients_per_hour);
+			else
+				fputs(", \"recipients_per_hour\": null}", stdout);
 		}
 		fputs(n > 0 ? "\n]\n" : "]\n", stdout);
 	} else {

@@ -252,6 +252,7 @@ def test_rate_limit_messages_and_override(bulwark, sink):
     cp = d.ctl("user", "limit", ACCOUNT, "--messages", "5")
     assert cp.returncode == 0, H.output_of(cp)
     assert "messages_per_hour=5 " in cp.stdout and "recipients_per_hour=10000 (default)" in cp.stdout
+    assert user_row(d)["messages_per_hour"] == 5 and user_row(d)["recipients_per_hour"] is None
     s = login(d)
     for i in range(2):
         assert s.sendmail(ACCOUNT, [f"o{i}@far.example"], message(20 + i)) == {}
