@@ -331,20 +331,24 @@ contain(struct queue_monitor *m, struct monitor_account *a, const struct monitor
 
 	log_escape(acct, sizeof(acct), a->name, strlen(a->name));
 	snprintf(label, sizeof(label), "detector=\"%s\"", f->detector);
-	metrics_inc("bulwark_monitor_detections_total", label);
-	log_warnx("event=monitor.detected account=%s detector=%s evidence=\"%s\"", acct, f->detector,
-	    f->evidence);
 	if (!m->cfg->containment) {
-		/* Alert only; once per alert_repeat_seconds for an account. */
+		/* Alert only; once per alert_repeat_seconds for an account (a
+		 * spam run would otherwise log every message). */
 		if (a->alerted_at != 0 && now - a->alerted_at < m->cfg->alert_repeat_seconds)
 			return;
 		a->alerted_at = now;
+		metrics_inc("bulwark_monitor_detections_total", label);
+		log_warnx("event=monitor.detected account=%s detector=%s evidence=\"%s\"", acct,
+		    f->detector, f->evidence);
 		al.kind = "detector";
 		alert_raise(m, &al);
 		return;
 	}
 	if (a->contained)
 		return;
+	metrics_inc("bulwark_monitor_detections_total", label);
+	log_warnx("event=monitor.detected account=%s detector=%s evidence=\"%s\"", acct, f->detector,
+	    f->evidence);
 	a->contained = true;
 	a->contained_at = now;
 	m->contained++;
