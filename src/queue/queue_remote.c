@@ -491,15 +491,6 @@ remote_next_domain(struct queue_remote *r)
 	for (r->gend = r->gstart + 1; r->gend < r->nidx &&
 	    strcasecmp(domain_of(r->env.rcpts[r->idx[r->gend]].address), domain) == 0; r->gend++)
 		;
-	if (r->q->lockdown) {
-		/* bulwarkctl lockdown on: nothing more leaves; the scheduler holds it. */
-		r->lockdown = true;
-		snprintf(r->last_error, sizeof(r->last_error), "outbound delivery stopped (lockdown)");
-		group_settle(r, R_DEFERRED, "4.3.2", r->last_error);
-		r->gstart = r->gend;
-		remote_next_domain(r);
-		return;
-	}
 	snprintf(r->dest, sizeof(r->dest), "%s", cfg->outbound.smarthost != NULL ?
 	    cfg->outbound.smarthost : domain);
 	remote_group_start(r);
@@ -514,6 +505,15 @@ remote_group_start(void *arg)
 	const char *domain = domain_of(r->env.rcpts[r->idx[r->gstart]].address);
 
 	r->waiting = false;
+	if (r->q->lockdown) {
+		/* bulwarkctl lockdown on: nothing more leaves; the scheduler holds it. */
+		r->lockdown = true;
+		snprintf(r->last_error, sizeof(r->last_error), "outbound delivery stopped (lockdown)");
+		group_settle(r, R_DEFERRED, "4.3.2", r->last_error);
+		r->gstart = r->gend;
+		remote_next_domain(r);
+		return;
+	}
 	switch (queue_conn_get(r->q, r->dest, &r->waiter, &r->conn)) {
 	case QUEUE_CONN_WAIT:
 		r->waiting = true;
