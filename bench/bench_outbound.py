@@ -111,7 +111,7 @@ class Sink:
         log(f"smtp-sink: 127.0.0.1:{self.port}")
 
     def counters(self):
-        """(sessions, messages) so far."""
+        """(sessions ended, messages) so far: smtp-sink counts a session when it ends."""
         try:
             with open(self.out, "rb") as f:
                 f.seek(0, os.SEEK_END)
@@ -293,7 +293,7 @@ def throughput(servers, sink, args, workdir):
                 res["server_cpu_ms_per_msg"] = (cpu1 - cpu0) * 1000 / res["messages"]
             log(f"{name}: run {r + 1}: {res['messages']} msgs accepted in "
                 f"{res['accept_seconds']:.2f}s, all at the sink after {res['seconds']:.2f}s "
-                f"({res['rate']:.0f} msg/s) over {res['connections']} sink connections; machine CPU "
+                f"({res['rate']:.0f} msg/s); {res['connections']} sink sessions ended meanwhile; machine CPU "
                 f"{res['cpu_busy'] * 100:.0f}% busy, {res['cpu_iowait'] * 100:.0f}% iowait"
                 + (f"; daemon {res['server_cpu_ms_per_msg']:.2f} ms CPU/msg"
                    if "server_cpu_ms_per_msg" in res else ""))
@@ -307,7 +307,7 @@ def print_report(args, tp, dkim):
            f"{args.sessions} inbound sessions, at most {args.concurrency} connections to the sink; "
            f"bulwark DKIM signing {'on (rsa-sha256 + ed25519-sha256)' if dkim else 'OFF'}",
            f"{'server':<10}{'messages':>10}{'seconds':>10}{'msg/s':>10}{'accepted s':>12}"
-           f"{'sink conns':>12}{'CPU busy':>10}{'iowait':>8}"]
+           f"{'sink ended':>12}{'CPU busy':>10}{'iowait':>8}"]
     for r in tp:
         out.append(f"{r['server']:<10}{r['messages']:>10}{r['seconds']:>10.2f}{r['rate']:>10.0f}"
                    f"{r['accept_seconds']:>12.2f}{r['connections']:>12}"
