@@ -100,6 +100,15 @@ group_settle(struct queue_remote *r, enum rcpt_outcome o, const char *status, co
 	}
 }
 
+/* The TLS version and cipher of a connection, or "none". */
+static const char *
+tls_of(const struct smtp_client *client)
+{
+	const char *d = smtp_client_tls_desc(client);
+
+	return d[0] != '\0' ? d : "none";
+}
+
 static void
 remote_free(struct queue_remote *r)
 {
@@ -269,7 +278,7 @@ remote_sent_cb(void *arg, struct smtp_client *client, const struct smtp_client_r
 		if (res->outcome == R_DELIVERED)
 			log_info("event=delivery.ok queue_id=%s to=%s relay=%s reply=\"%d %s\" tls=\"%s\""
 			    " verify=\"%s\" conn_messages=%d", r->env.id, r->env.rcpts[r->idx[i]].address,
-			    r->peer, rep->code, rep->enhanced, smtp_client_tls_desc(client),
+			    r->peer, rep->code, rep->enhanced, tls_of(client),
 			    smtp_client_tls_verify(client), r->conn->messages + 1);
 		else
 			log_info("event=delivery.%s queue_id=%s to=%s relay=%s reply=\"%d %s\"",
@@ -301,7 +310,7 @@ remote_ready_cb(void *arg, struct smtp_client *client, const struct smtp_client_
 	(void)client;
 	snprintf(r->conn->peer, sizeof(r->conn->peer), "%s", r->peer);
 	log_info("event=delivery.connected queue_id=%s dest=%s relay=%s tls=\"%s\" verify=\"%s\"",
-	    r->env.id, r->conn->dest, r->peer, smtp_client_tls_desc(r->conn->client),
+	    r->env.id, r->conn->dest, r->peer, tls_of(r->conn->client),
 	    smtp_client_tls_verify(r->conn->client));
 	remote_send(r);
 }
