@@ -63,6 +63,7 @@ struct queue_remote {
 	struct queue_conn *conn;          /* the slot of the current group, or NULL */
 	struct queue_conn_waiter waiter;  /* waiting for a slot (in q->conn_waiters) */
 	bool waiting;
+	bool plain_retry;                 /* this address again without STARTTLS */
 	bool lockdown;                    /* stopped by the lockdown: not an attempt */
 	char dest[256];                   /* the current group's destination */
 	char last_error[512];
@@ -300,10 +301,20 @@ remote_ready_cb(void *arg, struct smtp_client *client, const struct smtp_client_
 	struct queue_remote *r = arg;
 
 	if (reply->status != SMTP_CLIENT_OK) {
+		bool tls_failed = strcmp(reply->enhanced, "4.7.5") == 0;
+
 		snprintf(r->last_error, sizeof(r->last_error), "%.200s: %d %.250s", r->peer, reply->code,
 		    reply->text);
-		smtp_client_free(&r->conn->client);
-		r->addri++;
+		smtp_client_free(&r->conn->client);   /* reply is the client's: not used after */
+		if (tls_failed && !r->plain_retry) {
+			/* Opportunistic TLS (RFC 7435): a failed handshake, try in plaintext. */
+			log_warnx("event=delivery.tls_failed queue_id=%s relay=%s reason=\"%s\" retry=plaintext",
+			    r->env.id, r->peer, r->last_error);
+			r->plain_retry = true;
+		} else {
+			r->plain_retry = false;
+			r->addri++;
+		}
 		remote_next_addr(r);
 		return;
 	}
@@ -361,7 +372,7 @@ static void
 remote_next_addr(struct queue_remote *r)
 {
 	const struct config *cfg = r->q->cfg;
-	struct smtp_client_options opts = { .log_id = r->env.id };
+	struct smtp_client_options opts = { .log_id = r->env.id, .no_starttls = r->plain_retry };
 	struct sockaddr_storage *ss;
 	socklen_t sl;
 
@@ -378,6 +389,7 @@ remote_next_addr(struct queue_remote *r)
 		snprintf(r->last_error, sizeof(r->last_error), "%.200s: connect: %s", r->peer,
 		    strerror(errno));
 		r->addri++;
+		r->plain_retry = false;
 		remote_next_addr(r);
 	}
 }
@@ -407,6 +419,7 @@ remote_addrs_cb(void *arg, enum dns_status status, const struct sockaddr_storage
 			((struct sockaddr_in *)&r->addrs[i])->sin_port = port;
 	}
 	r->addri = 0;
+	r->plain_retry = false;
 	remote_next_addr(r);
 }
 
@@ -438,6 +451,7 @@ remote_next_host(struct queue_remote *r)
 		r->naddrs = 1;
 		r->addrs[0] = a;
 		r->addri = 0;
+		r->plain_retry = false;
 		remote_next_addr(r);
 		return;
 	}

@@ -6,12 +6,13 @@ Started by tests/unit/test_dns.c and tests/unit/test_smtp_client.c (and
 usable by hand). Prints one line on stdout when ready:
 
     READY dir=DIR ca=DIR/ca.pem dns=PORT plain=PORT tls=PORT small=PORT no8bit=PORT utf8=PORT
-          slow=PORT starttls=PORT
+          slow=PORT starttls=PORT badtls=PORT
 
 and runs until its standard input closes (so it never outlives the test).
 Every accepted message is written to DIR/N.env (envelope, one "key value"
 a line: port, tls, from, rcpt..., opt...) and DIR/N.eml (the data, as
-received after un-stuffing; "tls" requires STARTTLS, "starttls" offers it). Recipients whose local part is "tempfail" get
+received after un-stuffing; "tls" requires STARTTLS, "starttls" offers it,
+"badtls" offers it and fails every handshake). Recipients whose local part is "tempfail" get
 451 4.3.0, "reject" gets 550 5.1.1, one starting with "tempfail1" gets 451
 4.3.0 the first time only (then 250: a retry succeeds). Loopback only.
 
@@ -261,6 +262,12 @@ def main():
         make_certs(d)
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key"))
+        # Offers STARTTLS, then fails every handshake: no cipher in common with
+        # a TLS 1.2+ client that has no PSK.
+        badtls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        badtls.load_cert_chain(os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key"))
+        badtls.maximum_version = ssl.TLSVersion.TLSv1_2
+        badtls.set_ciphers("PSK")
 
         dns = DNSServer(Resolver(), port=0, address="127.0.0.1",
                         logger=DNSLogger(prefix=False, logf=lambda s: None))
@@ -276,6 +283,7 @@ def main():
             "utf8": dict(enable_SMTPUTF8=True),
             "slow": dict(sink=dict(slow=True), enable_SMTPUTF8=False),
             "starttls": dict(tls_context=tls, enable_SMTPUTF8=False),
+            "badtls": dict(tls_context=badtls, enable_SMTPUTF8=False),
         }
         controllers = []
         for name, kw in variants.items():

@@ -155,6 +155,18 @@ def test_starttls_sink_gets_tls_and_the_result_is_logged(bulwark, sink):
     assert "event=smtp_client.tls" in log
 
 
+def test_failed_tls_handshake_falls_back_to_plaintext(bulwark, sink):
+    d = bulwark(outbound(sink, "badtls"))
+    token = H.token()
+    assert send_trusted(d, "alice@example.test", ["bob@far.example"], message(token)) == {}
+    fields, _ = wait_until(lambda: with_token(sink, token), what="delivery in plaintext")[0]
+    assert fields["tls"] == ["0"], fields
+    log = d.log_text()
+    assert "event=delivery.tls_failed" in log and "retry=plaintext" in log
+    ok = [l for l in log.splitlines() if "event=delivery.ok" in l and "bob@far.example" in l]
+    assert ok and 'tls="none"' in ok[0], ok
+
+
 def test_lockdown_stops_everything_then_release_delivers_all(bulwark, sink):
     d = bulwark(outbound(sink, "plain"))
     mark = len(d.log_text())
