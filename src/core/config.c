@@ -902,6 +902,14 @@ static const struct key_def outbound_keys[] = {
 	  .nullable = true },
 	{ .key = "outbound.dns_servers", .kind = KEY_LIST,
 	  .set_list = set_dns_servers, .expected = EXPECT_LIST },
+	INT_KEY("outbound.max_connections", outbound.max_connections, 1, 100000),
+	INT_KEY("outbound.max_per_destination", outbound.max_per_destination, 1, 100000),
+	INT_KEY("outbound.max_messages_per_connection", outbound.max_messages_per_connection,
+	    1, 1000000),
+	INT_KEY("outbound.connection_idle_seconds", outbound.connection_idle_seconds, 0, 300),
+	INT_KEY("outbound.retry_base", outbound.retry_base, 1, 86400),
+	INT_KEY("outbound.retry_max", outbound.retry_max, 1, 2592000),
+	INT_KEY("outbound.max_queue_lifetime", outbound.max_queue_lifetime, 1, 31536000),
 	{ .key = NULL },
 };
 
@@ -1317,6 +1325,13 @@ default_numbers_set(struct config *cfg)
 		.confirmation_ttl_hours = 24,
 		.known_ip_days = 30,
 	};
+	cfg->outbound.max_connections = 100;
+	cfg->outbound.max_per_destination = 20;
+	cfg->outbound.max_messages_per_connection = 100;
+	cfg->outbound.connection_idle_seconds = 5;
+	cfg->outbound.retry_base = 300;
+	cfg->outbound.retry_max = 14400;
+	cfg->outbound.max_queue_lifetime = 432000;
 	cfg->queue_monitor = (struct config_queue_monitor){
 		.interval_seconds = 30,
 		.alert_threshold = 5,

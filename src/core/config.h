@@ -119,10 +119,17 @@ struct config {
 	struct cidr *mynetworks;
 	size_t nmynetworks;
 	bool allow_nonlocal_mynetworks;  /* false */
-	struct {
+	struct config_outbound {
 		char *smarthost;             /* HOST:PORT or NULL */
 		char **dns_servers;
 		size_t ndns_servers;
+		int max_connections;         /* 100: outbound SMTP connections in total */
+		int max_per_destination;     /* 20: to one destination (domain or smarthost) */
+		int max_messages_per_connection;  /* 100: then QUIT and a new connection */
+		int connection_idle_seconds; /* 5: an idle connection waits this long for reuse; 0: none */
+		int retry_base;              /* 300 s: the first retry after a deferral */
+		int retry_max;               /* 14400 s: the doubling stops here */
+		int max_queue_lifetime;      /* 432000 s (5 days): then a 4.4.7 bounce */
 	} outbound;
 	struct config_security_policy security_policy;
 	struct config_intrusion_prevention intrusion_prevention;

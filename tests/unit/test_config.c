@@ -75,6 +75,14 @@ config_equal(const struct config *a, const struct config *b)
 	for (size_t i = 0; i < a->outbound.ndns_servers; i++)
 		assert_string_equal(a->outbound.dns_servers[i],
 		    b->outbound.dns_servers[i]);
+	assert_int_equal(a->outbound.max_connections, b->outbound.max_connections);
+	assert_int_equal(a->outbound.max_per_destination, b->outbound.max_per_destination);
+	assert_int_equal(a->outbound.max_messages_per_connection,
+	    b->outbound.max_messages_per_connection);
+	assert_int_equal(a->outbound.connection_idle_seconds, b->outbound.connection_idle_seconds);
+	assert_int_equal(a->outbound.retry_base, b->outbound.retry_base);
+	assert_int_equal(a->outbound.retry_max, b->outbound.retry_max);
+	assert_int_equal(a->outbound.max_queue_lifetime, b->outbound.max_queue_lifetime);
 	assert_memory_equal(&a->security_policy, &b->security_policy,
 	    sizeof(a->security_policy));
 	assert_int_equal(a->intrusion_prevention.enabled, b->intrusion_prevention.enabled);
@@ -247,6 +255,13 @@ assert_defaults(const struct config *cfg)
 	assert_false(cfg->allow_nonlocal_mynetworks);
 	assert_null(cfg->outbound.smarthost);
 	assert_int_equal(cfg->outbound.ndns_servers, 0);
+	assert_int_equal(cfg->outbound.max_connections, 100);
+	assert_int_equal(cfg->outbound.max_per_destination, 20);
+	assert_int_equal(cfg->outbound.max_messages_per_connection, 100);
+	assert_int_equal(cfg->outbound.connection_idle_seconds, 5);
+	assert_int_equal(cfg->outbound.retry_base, 300);
+	assert_int_equal(cfg->outbound.retry_max, 14400);
+	assert_int_equal(cfg->outbound.max_queue_lifetime, 432000);
 	assert_int_equal(cfg->smtp.max_line_length, 1000);
 	assert_int_equal(cfg->smtp.max_message_size, 26214400);
 	assert_int_equal(cfg->smtp.max_recipients, 100);
@@ -358,6 +373,13 @@ static const char full_yaml[] =
 	"outbound:\n"
 	"  smarthost: relay.example.net:587\n"
 	"  dns_servers: [192.0.2.53:53, \"[2001:db8::53]:5353\"]\n"
+	"  max_connections: 7\n"
+	"  max_per_destination: 3\n"
+	"  max_messages_per_connection: 9\n"
+	"  connection_idle_seconds: 0\n"
+	"  retry_base: 60\n"
+	"  retry_max: 3600\n"
+	"  max_queue_lifetime: 86400\n"
 	"smtp:\n"
 	"  max_line_length: 2048\n"
 	"  max_message_size: 52428800\n"
@@ -425,6 +447,13 @@ test_full(void **state)
 	assert_string_equal(cfg->outbound.smarthost, "relay.example.net:587");
 	assert_int_equal(cfg->outbound.ndns_servers, 2);
 	assert_string_equal(cfg->outbound.dns_servers[1], "[2001:db8::53]:5353");
+	assert_int_equal(cfg->outbound.max_connections, 7);
+	assert_int_equal(cfg->outbound.max_per_destination, 3);
+	assert_int_equal(cfg->outbound.max_messages_per_connection, 9);
+	assert_int_equal(cfg->outbound.connection_idle_seconds, 0);
+	assert_int_equal(cfg->outbound.retry_base, 60);
+	assert_int_equal(cfg->outbound.retry_max, 3600);
+	assert_int_equal(cfg->outbound.max_queue_lifetime, 86400);
 	assert_int_equal(cfg->smtp.max_line_length, 2048);
 	assert_int_equal(cfg->smtp.max_message_size, 52428800);
 	assert_int_equal(cfg->smtp.max_recipients, 500);
