@@ -34,7 +34,7 @@
 #include "smtp/smtp_server.h"
 
 #define BULWARK_WORKERS 32      /* storage: mostly asleep in fsync barriers */
-#define BULWARK_AUTH_NICE 10    /* argon2id checks yield the CPU to the loop */
+#define BULWARK_AUTH_NICE POOL_IDLE   /* argon2id checks run only on CPU nobody else wants */
 
 struct daemon {
 	struct event_base *base;

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -65,9 +66,16 @@ pool_worker(void *arg)
 {
 	struct pool *pool = arg;
 
-	/* Linux: niceness is per thread; CPU-heavy pools yield to the loop. */
-	if (pool->nice != 0)
+	/* Linux: niceness and policy are per thread; CPU-heavy pools yield to the loop. */
+	if (pool->nice == POOL_IDLE) {
+		struct sched_param sp = { .sched_priority = 0 };
+
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+		if (sched_setscheduler(0, SCHED_IDLE, &sp) == -1)
+			log_warn("event=pool.sched_idle_failed (the workers run at nice 19)");
+	} else if (pool->nice != 0) {
 		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), pool->nice);
+	}
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {

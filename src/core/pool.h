@@ -14,9 +14,16 @@ struct pool;
 typedef void pool_fn(void *arg);
 
 /*
+ * nice for pool_new(): SCHED_IDLE (Linux), the workers run only when no
+ * normal thread on their CPU wants it, and are preempted at once when one
+ * wakes up: for CPU-bound work an attacker can ask for (password hashing).
+ */
+#define POOL_IDLE 20
+
+/*
  * Start nthreads workers whose completions are run on base, at the given
- * niceness (0 normal; CPU-heavy pools use a positive value so the event
- * loop keeps its CPU). NULL on failure.
+ * niceness (0 normal; CPU-heavy pools use a positive value, or POOL_IDLE,
+ * so the event loop keeps its CPU). NULL on failure.
  */
 struct pool *pool_new(struct event_base *base, int nthreads, int nice);
 /*
