@@ -95,6 +95,10 @@ def parse_args(argv):
                    help="seconds a banned connector waits for its connect before it gives "
                         "up and tries again (0.02: the kernel drops banned SYNs, so without "
                         "a short timeout each attempt would wait for SYN retransmissions)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="alternate baseline and flood this many times, --transactions/ROUNDS "
+                        "each time, and pool the samples (1). More rounds spread a change in "
+                        "the machine's other load over both sides")
     p.add_argument("--ramp", type=float, default=3.0,
                    help="seconds the flood runs before the measurement starts (3)")
     p.add_argument("--flood", choices=("both", "guessers", "banned"), default="both",
@@ -486,7 +490,9 @@ def daemon_cpu(pid):
     return proc_cpu_seconds(pid), proc_sched_seconds(pid)
 
 
-def flood_phase(bw, args, tmp):
+def flood_phase(bw, args, tmp, n, first):
+    """Start the attackers, wait --ramp, measure N transactions (numbered from
+    FIRST), stop them."""
     guessers = [f"{GUESSER_NET}{i}" for i in range(1, args.guessers + 1)]
     banned = [f"{BANNED_NET}{i}" for i in range(1, args.banned + 1)]
     att = Attackers(tmp, "flood", args.banned_timeout)
@@ -506,11 +512,10 @@ def flood_phase(bw, args, tmp):
         if att.running() < len(att.procs):
             raise BenchError(f"flood: {len(att.procs) - att.running()} attacking processes "
                              f"exited during the ramp-up: {att.stop()}")
-        log(f"flood: {len(att.procs)} attackers running; measuring {args.transactions} "
+        log(f"flood: {len(att.procs)} attackers running; measuring {n} "
             f"transactions from {CLIENT}")
         steps = []
-        lat = transactions(bw, args.transactions, "flood", args.phase_timeout,
-                           first=args.warmup + args.transactions, steps=steps)
+        lat = transactions(bw, n, "flood", args.phase_timeout, first=first, steps=steps)
         if att.running() < len(att.procs):
             log(f"flood: warning: only {att.running()}/{len(att.procs)} attackers still running")
         results = att.stop()
@@ -521,7 +526,8 @@ def flood_phase(bw, args, tmp):
     cpu1 = daemon_cpu(bw.pid)
     m1 = try_metrics(bw)
     g, b = totals(results, "guess"), totals(results, "banned")
-    res = {"latency": summarize(lat, steps), "seconds": seconds, "guessers": g, "banned": b,
+    res = {"latency": summarize(lat, steps), "raw": (lat, steps), "seconds": seconds,
+           "guessers": g, "banned": b,
            "daemon_cpu_s": (cpu1[0] - cpu0[0]) if None not in (cpu0[0], cpu1[0]) else None,
            "hwm_mb": (proc_status_kb(bw.pid, "VmHWM") or 0) / 1024}
     res["auth_per_s"] = g["attempts"] / g["seconds"] if g["seconds"] else 0.0
@@ -548,6 +554,57 @@ def flood_phase(bw, args, tmp):
         f"connect attempts ({res['banned_per_s']:.0f}/s; {b['dropped']} dropped before accept, "
         f"{b['connects']} closed at accept) by {b['processes']}; "
         f"errors {g['errors'] or '-'} / {b['errors'] or '-'}")
+    return res
+
+
+def wait_quiet(bw, limit=30.0):
+    """Wait until the daemon is idle (under 5% of a CPU over half a second):
+    password checks queued by a flood keep hashing after it stops. At least
+    2 s, at most LIMIT."""
+    time.sleep(2)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        c0 = proc_sched_seconds(bw.pid)
+        time.sleep(0.5)
+        c1 = proc_sched_seconds(bw.pid)
+        if c0 is None or c1 is None or c1 - c0 < 0.025:
+            return
+    log(f"warning: bulwarkd still busy {limit:.0f} s after the flood")
+
+
+def merge_floods(floods):
+    """One result from the flood rounds: samples pooled, counts added."""
+    if len(floods) == 1:
+        return floods[0]
+    lat = [x for f in floods for x in f["raw"][0]]
+    steps = [x for f in floods for x in f["raw"][1]]
+    res = {"latency": summarize(lat, steps), "raw": (lat, steps),
+           "seconds": sum(f["seconds"] for f in floods),
+           "hwm_mb": max(f["hwm_mb"] for f in floods),
+           "daemon_cpu_s": (None if any(f["daemon_cpu_s"] is None for f in floods)
+                            else sum(f["daemon_cpu_s"] for f in floods))}
+    for kind in ("guessers", "banned"):
+        t = dict(floods[0][kind])
+        t["errors"] = dict(t["errors"])
+        for f in floods[1:]:
+            for k in ("attempts", "connects", "dropped", "greeted", "sessions", "hangups",
+                      "seconds", "cpu_s"):
+                t[k] += f[kind][k]
+            for k, v in f[kind]["errors"].items():
+                t["errors"][k] = t["errors"].get(k, 0) + v
+            t["first_errors"] = (t["first_errors"] + f[kind]["first_errors"])[:3]
+        res[kind] = t
+    g, b = res["guessers"], res["banned"]
+    res["auth_per_s"] = g["attempts"] / g["seconds"] if g["seconds"] else 0.0
+    res["banned_per_s"] = b["attempts"] / b["seconds"] if b["seconds"] else 0.0
+    if all("metrics" in f for f in floods):
+        m = {"auth_failures": 0, "auth_failures_by_reason": {}, "refused_banned": 0}
+        for f in floods:
+            m["auth_failures"] += f["metrics"]["auth_failures"]
+            m["refused_banned"] += f["metrics"]["refused_banned"]
+            for k, v in f["metrics"]["auth_failures_by_reason"].items():
+                m["auth_failures_by_reason"][k] = m["auth_failures_by_reason"].get(k, 0) + v
+        res["metrics"] = m
     return res
 
 
@@ -657,8 +714,10 @@ def print_report(r):
     base, fl, cost = r.get("baseline"), r.get("flood"), r.get("banned_cost")
     ok = True
     if base:
+        rounds = r["args"].get("rounds", 1)
         out.append(f"Normal SMTP transactions from {CLIENT} to the MX port (connect .. QUIT), "
-                   f"{base['n']} sequential")
+                   f"{base['n']} sequential"
+                   + (f", in {rounds} rounds alternating with the flood" if rounds > 1 else ""))
         out.append(f"{'':<22}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'mean ms':>10}")
         out.append(f"{'without flood':<22}{base['p50_ms']:>10.2f}{base['p99_ms']:>10.2f}"
                    f"{base['max_ms']:>10.2f}{base['mean_ms']:>10.2f}")
@@ -777,20 +836,27 @@ def main(argv):
 
         if args.warmup:
             transactions(bw, args.warmup, "warm-up", args.phase_timeout)
-        steps = []
-        lat = transactions(bw, args.transactions, "baseline", args.phase_timeout,
-                           first=args.warmup, steps=steps)
-        report["baseline"] = summarize(lat, steps)
-        log(f"baseline: p50 {report['baseline']['p50_ms']:.2f} ms, "
-            f"p99 {report['baseline']['p99_ms']:.2f} ms")
+        rounds = max(1, min(args.rounds, args.transactions))
+        steps, lat, floods = [], [], []
+        first = args.warmup
+        for r in range(rounds):
+            n = args.transactions // rounds + (1 if r < args.transactions % rounds else 0)
+            if r > 0:
+                wait_quiet(bw)   # the last flood's queued password checks first
+            lat += transactions(bw, n, "baseline", args.phase_timeout, first=first, steps=steps)
+            first += n
+            report["baseline"] = summarize(lat, steps)
+            log(f"baseline: p50 {report['baseline']['p50_ms']:.2f} ms, "
+                f"p99 {report['baseline']['p99_ms']:.2f} ms (round {r + 1}/{rounds})")
+            floods.append(flood_phase(bw, args, tmp, n, first))
+            first += n
+            report["flood"] = merge_floods(floods)
+            log(f"flood: p50 {report['flood']['latency']['p50_ms']:.2f} ms, "
+                f"p99 {report['flood']['latency']['p99_ms']:.2f} ms (round {r + 1}/{rounds})")
+            if not bw.alive():
+                raise BenchError(f"bulwarkd died during the flood\n{read_tail(bw.logfile)}")
 
-        report["flood"] = flood_phase(bw, args, tmp)
-        log(f"flood: p50 {report['flood']['latency']['p50_ms']:.2f} ms, "
-            f"p99 {report['flood']['latency']['p99_ms']:.2f} ms")
-        if not bw.alive():
-            raise BenchError(f"bulwarkd died during the flood\n{read_tail(bw.logfile)}")
-
-        time.sleep(2)  # let the flood's last sessions and jobs finish
+        wait_quiet(bw)  # let the flood's last sessions and jobs finish
         report["banned_cost"] = banned_cost_phase(bw, args, tmp)
         if not bw.alive():
             raise BenchError(f"bulwarkd died during the banned-connection phase\n"
@@ -808,6 +874,7 @@ def main(argv):
 
         ok = print_report(report)
         if args.json:
+            report.get("flood", {}).pop("raw", None)
             with open(args.json, "w") as f:
                 json.dump(report, f, indent=2)
         if args.strict and not ok:
