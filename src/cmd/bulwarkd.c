@@ -35,7 +35,7 @@
 #include "smtp/smtp_server.h"
 
 #define BULWARK_WORKERS 32      /* storage: mostly asleep in fsync barriers */
-#define BULWARK_AUTH_NICE 10    /* argon2id checks yield the CPU to the loop */
+#define BULWARK_AUTH_NICE POOL_IDLE   /* argon2id checks run only on CPU nobody else wants */
 
 struct daemon {
 	struct event_base *base;
@@ -99,18 +99,23 @@ stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Once a second: pick up what bulwarkctl changed in the database (bans),
- * and refresh the gauges the HTTP thread renders.
+ * put the bans in force into the listeners' kernel filter, and refresh the
+ * gauges the HTTP thread renders.
  */
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	struct guard_ban_stats bs;
+	struct guard_filter_stats fs;
 	time_t now = time(NULL);
 
 	if (directory_changed(d->dir) == 1)
 		guard_bans_reload(d->guard, now);
 	guard_bans_expire(d->guard, now);
+	guard_filter_sync(d->guard, now);
+	guard_filter_stats(d->guard, &fs);
+	metrics_set("bulwark_ban_filter_networks", NULL, (double)fs.networks);
 	guard_ban_stats(d->guard, now, &bs);
 	metrics_set("bulwark_bans_active", NULL, (double)bs.active);
 	metrics_set("bulwark_unbans_total", NULL, (double)bs.unbans);

@@ -954,6 +954,7 @@ static const struct key_def intrusion_prevention_keys[] = {
 	INT_KEY("intrusion_prevention.ipv6_prefix", intrusion_prevention.ipv6_prefix, 32, 128),
 	INT_KEY("intrusion_prevention.maxretry_authenticated",
 	    intrusion_prevention.maxretry_authenticated, 1, 100000),
+	BOOL_KEY("intrusion_prevention.drop_before_accept", intrusion_prevention.drop_before_accept),
 	{ .key = "intrusion_prevention.ignoreip", .kind = KEY_LIST, .set_list = set_ignoreip,
 	  .expected = EXPECT_LIST },
 	{ .key = NULL },
@@ -1320,6 +1321,7 @@ default_numbers_set(struct config *cfg)
 		.bantime_max = 604800,
 		.ipv6_prefix = 64,
 		.maxretry_authenticated = 20,
+		.drop_before_accept = true,
 	};
 	cfg->accounts = (struct config_accounts){
 		.confirmation_ttl_hours = 24,

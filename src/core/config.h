@@ -47,6 +47,7 @@ struct config_intrusion_prevention {
 	int bantime_max;            /* 604800 s: the cap of that doubling */
 	int ipv6_prefix;            /* 64: IPv6 clients are banned by this prefix */
 	int maxretry_authenticated; /* 20: threshold for an IP that logged in recently (NAT) */
+	bool drop_before_accept;    /* true: a BPF filter on the listeners drops banned SYNs */
 	struct cidr *ignoreip;      /* never banned; defaults to mynetworks */
 	size_t nignoreip;
 };

@@ -668,6 +668,9 @@ static const struct {
 	  "Client networks banned now.", true },
 	{ "bulwark_connections_refused_total", "counter",
 	  "Connections refused at accept, by reason.", false },
+	{ "bulwark_ban_filter_networks", "gauge",
+	  "Banned networks whose SYNs the kernel drops before accept (not counted in"
+	  " bulwark_connections_refused_total).", true },
 	{ "bulwark_relay_denied_total", "counter",
 	  "Recipients refused because relaying was not allowed.", true },
 	{ "bulwark_messages_accepted_total", "counter",

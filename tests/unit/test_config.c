@@ -93,6 +93,8 @@ config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->intrusion_prevention.ipv6_prefix, b->intrusion_prevention.ipv6_prefix);
 	assert_int_equal(a->intrusion_prevention.maxretry_authenticated,
 	    b->intrusion_prevention.maxretry_authenticated);
+	assert_int_equal(a->intrusion_prevention.drop_before_accept,
+	    b->intrusion_prevention.drop_before_accept);
 	assert_int_equal(a->intrusion_prevention.nignoreip, b->intrusion_prevention.nignoreip);
 	for (size_t i = 0; i < a->intrusion_prevention.nignoreip; i++)
 		assert_memory_equal(&a->intrusion_prevention.ignoreip[i],
