@@ -35,7 +35,7 @@
 #include "smtp/smtp_server.h"
 
 #define BULWARK_WORKERS 32      /* storage: mostly asleep in fsync barriers */
-#define BULWARK_AUTH_NICE POOL_IDLE   /* argon2id checks run only on CPU nobody else wants */
+#define BULWARK_AUTH_NICE 19   /* argon2id checks yield to the loop and the spool, never starve (docs/accounts.md) */
 
 struct daemon {
 	struct event_base *base;
