@@ -236,16 +236,31 @@ store_read_crlf(const char *path, bool served, size_t *len_r, int64_t *mtime_r, 
 			break;
 		got += (size_t)n;
 	}
-	for (size_t i = 0; i < got; i++)
-		extra += raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r');
+	/* line by line with memchr/memcpy: this is FETCH BODY[]'s hot path */
+	for (const char *p = raw, *end = raw + got, *nl; (nl = memchr(p, '\n', (size_t)(end - p))) != NULL;
+	    p = nl + 1)
+		extra += nl == raw || nl[-1] != '\r';
 	if ((out = malloc(got + extra + 1)) == NULL) {
 		*errno_r = ENOMEM;
 		goto done;
 	}
-	for (size_t i = 0; i < got; i++) {
-		if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r'))
+	for (const char *p = raw, *end = raw + got; p < end; ) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		memcpy(out + o, p, n);
+		o += n;
+		if (nl == NULL)
+			break;
+		if (nl == raw || nl[-1] != '\r')
 			out[o++] = '\r';
-		out[o++] = served && raw[i] == '\0' ? (char)0x80 : raw[i];
+		out[o++] = '\n';
+		p = nl + 1;
+	}
+	if (served) {
+		/* NUL cannot travel in a literal: 0x80, as Dovecot */
+		for (char *z = memchr(out, '\0', o); z != NULL; z = memchr(z, '\0', o - (size_t)(z - out)))
+			*z = (char)0x80;
 	}
 	out[o] = '\0';
 	*len_r = o;
