@@ -56,6 +56,7 @@ struct store_mbox {
 	char *uidlist_pending;   /* lines not yet appended (during a scan) */
 	size_t uidlist_pending_len, uidlist_pending_cap;
 	bool scanning;
+	bool has_new;            /* some entry may still be in new/ */
 	char *kwname[STORE_KEYWORD_LETTERS];  /* keyword of file name letter 'a' + i */
 	size_t nkw;
 	struct imap_mailbox *views;  /* the sessions' views (imap_mailbox.c) */

@@ -505,6 +505,8 @@ mbox_insert(struct store_mbox *sm, uint32_t uid, const char *fname, uint32_t fla
 	e->m.size = size;
 	e->fname = copy;
 	e->baselen = 4 + base_len(copy + 4);
+	if (strncmp(copy, "new/", 4) == 0)
+		sm->has_new = true;
 	if (sm->n > 1 && sm->e[sm->n - 2].m.uid > uid) {
 		qsort(sm->e, sm->n, sizeof(sm->e[0]), entry_cmp_uid);
 		e = &sm->e[store_mbox_find(sm, uid)];
@@ -819,6 +821,8 @@ scan_once(struct store_mbox *sm, const struct uidlist *ul, bool *again_r)
 
 					free(e->fname);
 					e->fname = copy;
+					if (strncmp(copy, "new/", 4) == 0)
+						sm->has_new = true;
 					if (nf != (e->m.flags & sys) ||
 					    (nk != NULL && (const char *const *)nk->words != e->m.keywords)) {
 						e->m.flags = (e->m.flags & ~sys) | nf;
