@@ -49,7 +49,7 @@ enum imap_input {
 struct imap_listener {
 	struct imap_server *srv;
 	enum imap_listener_kind kind;
-	struct evconnlistener *evl;
+	struct guard_listener *gl;     /* the socket, under the guard */
 	char *text;
 };
 
