@@ -161,6 +161,8 @@ struct guard_listener_params {
 struct guard_listener *guard_listener_new(const struct guard_listener_params *params,
     const struct config_listen *cl, char **error_r);
 int guard_listener_enable(struct guard_listener *l);
+/* event=listen service=SERVICE address=TEXT (the address as configured). */
+void guard_listener_log(const struct guard_listener *l);
 /* Detach from the filter, close the socket, free; sets *l to NULL. */
 void guard_listener_free(struct guard_listener **l);
 

@@ -22,6 +22,7 @@
 struct guard_listener {
 	struct guard_listener_params p;
 	char *refusal;            /* owned copy of p.refusal, or NULL */
+	const char *text;         /* the address as configured (the config's string) */
 	struct evconnlistener *evl;
 };
 
@@ -82,6 +83,7 @@ guard_listener_new(const struct guard_listener_params *params, const struct conf
 	if (l == NULL)
 		return NULL;
 	l->p = *params;
+	l->text = cl->text;
 	if (params->refusal != NULL && (l->refusal = strdup(params->refusal)) == NULL)
 		goto fail;
 	if (cl->ss.ss_family == AF_INET6)
@@ -108,6 +110,12 @@ int
 guard_listener_enable(struct guard_listener *l)
 {
 	return evconnlistener_enable(l->evl);
+}
+
+void
+guard_listener_log(const struct guard_listener *l)
+{
+	log_info("event=listen service=%s address=%s", l->p.service, l->text);
 }
 
 void

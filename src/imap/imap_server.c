@@ -47,7 +47,6 @@ imap_server_bind(struct imap_server *srv, enum imap_listener_kind kind,
 
 		l->srv = srv;
 		l->kind = kind;
-		l->text = list->v[i].text;
 		params.arg = l;
 		if ((l->gl = guard_listener_new(&params, &list->v[i], error_r)) == NULL)
 			return -1;
@@ -97,8 +96,7 @@ void
 imap_server_log_listeners(const struct imap_server *srv)
 {
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		log_info("event=listen service=%s address=%s", kind_names[srv->listeners[i].kind],
-		    srv->listeners[i].text);
+		guard_listener_log(srv->listeners[i].gl);
 }
 
 void

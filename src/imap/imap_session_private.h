@@ -50,7 +50,6 @@ struct imap_listener {
 	struct imap_server *srv;
 	enum imap_listener_kind kind;
 	struct guard_listener *gl;     /* the socket, under the guard */
-	char *text;
 };
 
 struct imap_server {

@@ -48,7 +48,6 @@ smtp_server_bind(struct smtp_server *srv, enum smtp_listener_kind kind,
 
 		l->srv = srv;
 		l->kind = kind;
-		l->text = list->v[i].text;
 		params.arg = l;
 		if ((l->gl = guard_listener_new(&params, &list->v[i], error_r)) == NULL)
 			return -1;
@@ -108,8 +107,7 @@ void
 smtp_server_log_listeners(const struct smtp_server *srv)
 {
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		log_info("event=listen service=%s address=%s", kind_names[srv->listeners[i].kind],
-		    srv->listeners[i].text);
+		guard_listener_log(srv->listeners[i].gl);
 }
 
 void

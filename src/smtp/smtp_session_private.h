@@ -50,7 +50,6 @@ struct smtp_listener {
 	struct smtp_server *srv;
 	enum smtp_listener_kind kind;
 	struct guard_listener *gl;     /* the socket, under the guard */
-	char *text;
 };
 
 struct smtp_server {
