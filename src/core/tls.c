@@ -6,6 +6,9 @@
 #include "core/tls.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <limits.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -177,4 +180,55 @@ tls_describe(SSL *ssl, char *buf, size_t buflen)
 
 	snprintf(buf, buflen, "%s with cipher %s (%d/%d bits)", SSL_get_version(ssl),
 	    c != NULL ? SSL_CIPHER_get_name(c) : "unknown", bits, alg);
+}
+
+struct bufferevent *
+tls_bufferevent_accept(struct event_base *base, int fd, SSL_CTX *ctx)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (ctx == NULL)
+		return bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if ((ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL)
+		SSL_free(ssl);
+	return bev;
+}
+
+struct bufferevent *
+tls_bufferevent_filter(struct event_base *base, struct bufferevent *bev, SSL *ssl)
+{
+	struct bufferevent *tlsbev = bufferevent_openssl_filter_new(base, bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+
+	if (tlsbev == NULL)
+		SSL_free(ssl);
+	return tlsbev;
+}
+
+bool
+tls_bufferevent_drained(struct bufferevent *bev)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return false;
+	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
+}
+
+bool
+tls_bufferevent_error(struct bufferevent *bev, char *buf, size_t buflen)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+
+	if (e == 0)
+		return false;
+	ERR_error_string_n(e, buf, buflen);
+	while (bufferevent_get_openssl_error(bev) != 0)
+		;
+	return true;
 }

@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/log.h"
+#include "core/pool.h"
 
 struct directory;
 
@@ -178,6 +180,79 @@ const char *directory_auth_result_name(enum directory_auth_result r);
  */
 int directory_auth(struct directory *dir, const struct config *cfg, const char *address,
     const char *password, const char *ip, int64_t now, struct directory_auth_outcome *out_r);
+
+/*
+ * ---- logins on the worker pool: one service for SMTP AUTH and IMAP ----
+ * directory_login_submit() queues one directory_auth() on the password pool,
+ * keyed by the client's network (pool_submit_fair: a network with a check in
+ * flight waits behind the others' first ones), each of the two queues
+ * bounded. The check runs on a worker with that thread's own directory
+ * handle; the password is wiped after use. done(login) then runs on the loop
+ * thread; it owns login and frees it with directory_login_free().
+ */
+#define DIRECTORY_LOGIN_FIELD_MAX 512   /* user and password, NUL included */
+#define DIRECTORY_LOGIN_BACKLOG_MAX 64  /* checks queued at most, per queue */
+
+struct sockaddr;
+
+/* Worker thread, when an attempt locked an account that has a contact. */
+typedef void directory_login_locked_fn(const struct config *cfg,
+    const struct directory_auth_outcome *out, const char *ip, const char *via);
+
+struct directory_login_request {
+	const struct config *cfg;
+	const struct sockaddr *peer;     /* the fairness key's source */
+	const char *ip;                  /* as logged */
+	const char *mech;                /* "PLAIN", "LOGIN" */
+	const char *user, *password;     /* not NUL-terminated; each < DIRECTORY_LOGIN_FIELD_MAX */
+	size_t userlen, passlen;
+	directory_login_locked_fn *locked;   /* may be NULL */
+	const char *via;                 /* passed to locked */
+};
+
+struct directory_login {
+	void *arg;                       /* the caller's, from submit */
+	char mech[8];
+	char user[DIRECTORY_LOGIN_FIELD_MAX];
+	struct directory_auth_outcome out;
+};
+
+typedef void directory_login_done_fn(struct directory_login *login);
+
+enum directory_login_submitted {
+	DIRECTORY_LOGIN_QUEUED = 0,
+	DIRECTORY_LOGIN_BUSY,            /* the queue is full: refuse at once */
+	DIRECTORY_LOGIN_NOMEM,
+};
+
+/*
+ * Queue a check (loop thread). BUSY fills *backlog_r (the pool's pending
+ * jobs) and *behind_r (the queue that was full) for the caller's log line;
+ * done is called only after QUEUED.
+ */
+enum directory_login_submitted directory_login_submit(struct pool *pool,
+    const struct directory_login_request *req, directory_login_done_fn *done, void *arg,
+    size_t *backlog_r, bool *behind_r);
+void directory_login_free(struct directory_login **login);
+/*
+ * The pool's fairness key of a client: its IPv4 address, or its IPv6 /64
+ * (what one subscriber holds, as for bans). Returns its length.
+ */
+size_t directory_login_key(const struct sockaddr *sa, uint8_t key[POOL_KEY_MAX]);
+
+/*
+ * Log a failed login (loop thread): event=auth.failure (out NULL for a
+ * malformed exchange: fewer fields) and bulwark_auth_failures_total, with
+ * user escaped into user_r. Returns true when the client is to blame (not
+ * DIRECTORY_AUTH_ERROR): the caller then writes its fail2ban line, calls
+ * directory_login_log_lockout() and strikes.
+ */
+bool directory_login_log_failure(const char *protocol, const char *session, const char *ip,
+    const char *mech, const char *user, size_t userlen, const char *reason,
+    const struct directory_auth_outcome *out, char user_r[LOG_ESCAPE_MAX]);
+/* event=auth.lockout and bulwark_lockouts_total if this attempt locked (out may be NULL). */
+void directory_login_log_lockout(const char *session, const char *ip, const char *user,
+    const struct directory_auth_outcome *out);
 
 /*
  * May the account use sender in MAIL FROM? Its own address, or an alias

@@ -128,6 +128,44 @@ struct guard_filter_stats {
 };
 void guard_filter_stats(const struct guard *guard, struct guard_filter_stats *st_r);
 
+/* ---- listeners under the guard: one helper for SMTP, IMAP, ... ---- */
+
+struct config_listen;
+struct event_base;
+struct guard_listener;
+
+/* A client passed the guard (its slot counted): start its session. -1 failed. */
+typedef int guard_accept_fn(void *arg, int fd, const struct sockaddr *sa, socklen_t salen);
+
+struct guard_listener_params {
+	struct event_base *base;
+	struct guard *guard;          /* bans and the kernel filter */
+	struct guard *conns;          /* connection counting (guard itself, or a protocol's own) */
+	int max_per_ip, max_total;
+	const char *protocol;         /* "smtp": event=smtp.refused, event=smtp.accept_error */
+	const char *service;          /* "submission": service=, and listen.submission in errors */
+	const char *refusal;          /* written in clear to a refused client (copied); NULL: none */
+	const bool *shutting_down;    /* while true, everyone is refused */
+	guard_accept_fn *accept;
+	void *arg;
+};
+
+/*
+ * Bind cl (disabled until guard_listener_enable) and register it with the
+ * kernel ban filter. At accept: a banned client is closed at once; one over
+ * the connection limits (or any during shutdown) is logged
+ * (event=PROTOCOL.refused), sent the refusal and closed; the metric
+ * bulwark_connections_refused_total counts both. Others go to accept(); if it
+ * fails their slot is released. NULL with a malloc'd *error_r (may be NULL).
+ */
+struct guard_listener *guard_listener_new(const struct guard_listener_params *params,
+    const struct config_listen *cl, char **error_r);
+int guard_listener_enable(struct guard_listener *l);
+/* event=listen service=SERVICE address=TEXT (the address as configured). */
+void guard_listener_log(const struct guard_listener *l);
+/* Detach from the filter, close the socket, free; sets *l to NULL. */
+void guard_listener_free(struct guard_listener **l);
+
 /*
  * Network key text of sa for bans: "a.b.c.d/32" or "x:y::/64" (prefix per
  * ipv6_prefix). Also used by bulwarkctl ban add to normalise its argument.

@@ -13,7 +13,6 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -331,24 +330,9 @@ imap_session_new(struct imap_listener *l, int fd, const struct sockaddr *sa, soc
 		sockaddr_format_ip((struct sockaddr *)&local, s->local_ip, sizeof(s->local_ip));
 	s->trusted = cidr_list_match(cfg->mynetworks, cfg->nmynetworks, sa);
 	imap_parser_init(&s->parser, &lim);
-	if (l->kind == IMAP_LISTENER_IMAPS) {
-		SSL *ssl = SSL_new(srv->deps.tls);
-
-		if (ssl == NULL)
-			goto fail;
-		s->bev = bufferevent_openssl_socket_new(srv->deps.base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-		if (s->bev == NULL) {
-			SSL_free(ssl);
-			goto fail;
-		}
-		s->tls = true;
-	} else {
-		s->bev = bufferevent_socket_new(srv->deps.base, fd,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-		if (s->bev == NULL)
-			goto fail;
-	}
+	s->tls = l->kind == IMAP_LISTENER_IMAPS;
+	if ((s->bev = tls_bufferevent_accept(srv->deps.base, fd, s->tls ? srv->deps.tls : NULL)) == NULL)
+		goto fail;
 	bufferevent_setcb(s->bev, imap_session_read_cb, imap_session_write_cb,
 	    imap_session_event_cb, s);
 	imap_session_read_limit(s);
@@ -463,16 +447,6 @@ imap_session_free(struct imap_session **sp)
 	free(s);
 }
 
-static bool
-imap_session_drained(struct imap_session *s)
-{
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
-		return false;
-	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
-}
-
 static void
 imap_session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -480,7 +454,7 @@ imap_session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { .tv_usec = 20000 };
 
 	if (s->closing) {
-		if (imap_session_drained(s) || ++s->close_ticks >= IMAP_CLOSE_DRAIN_SECONDS * 50) {
+		if (tls_bufferevent_drained(s->bev) || ++s->close_ticks >= IMAP_CLOSE_DRAIN_SECONDS * 50) {
 			imap_session_free(&s);
 			return;
 		}
@@ -794,16 +768,11 @@ imap_session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
+		char buf[256];
 
-		if (e != 0) {
-			char buf[256];
-
-			ERR_error_string_n(e, buf, sizeof(buf));
+		if (tls_bufferevent_error(bev, buf, sizeof(buf))) {
 			log_info("event=imap.tls_error session=%s client=%s detail=\"%s\"", s->id, s->ip,
 			    buf);
-			while (bufferevent_get_openssl_error(bev) != 0)
-				;
 			if (s->tls_desc[0] == '\0')
 				guard_strike(s->srv->deps.guard, (struct sockaddr *)&s->peer,
 				    GUARD_STRIKE_TLS_GARBAGE, time(NULL));
@@ -837,10 +806,7 @@ imap_session_start_tls(struct imap_session *s, const char *tag)
 		return;
 	}
 	imap_session_tagged(s, tag, "OK Begin TLS negotiation now");
-	tlsbev = bufferevent_openssl_filter_new(s->srv->deps.base, s->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (tlsbev == NULL) {
-		SSL_free(ssl);
+	if ((tlsbev = tls_bufferevent_filter(s->srv->deps.base, s->bev, ssl)) == NULL) {
 		imap_session_close(s);
 		return;
 	}

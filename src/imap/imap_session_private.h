@@ -49,8 +49,7 @@ enum imap_input {
 struct imap_listener {
 	struct imap_server *srv;
 	enum imap_listener_kind kind;
-	struct evconnlistener *evl;
-	char *text;
+	struct guard_listener *gl;     /* the socket, under the guard */
 };
 
 struct imap_server {

@@ -140,6 +140,14 @@ void queue_writer_abort(struct queue_writer **w);
 int queue_notice(const struct config *cfg, const char *to, const char *subject,
     const char *body, char id_r[QUEUE_ID_LEN + 1]);
 /*
+ * The lockout warning to an account's contact (out->contact), when a failed
+ * login from ip locked it; via is added after the IP ("" or " (IMAP)").
+ * Logs event=auth.lockout_notice. Any thread: a directory_login_locked_fn.
+ */
+struct directory_auth_outcome;
+void queue_notice_lockout(const struct config *cfg, const struct directory_auth_outcome *out,
+    const char *ip, const char *via);
+/*
  * Queue a whole message (CRLF wire format) from sender ("" for <>) to one
  * recipient through queue/incoming, as queue_notice does. 0 ok, -1 errno.
  */

@@ -16,6 +16,8 @@
 
 #include "core/config.h"
 #include "core/fsutil.h"
+#include "core/log.h"
+#include "directory/directory.h"
 #include "queue/queue.h"
 
 /* Write buf as dir/name durably, owned like dir (bulwarkctl runs as root). */
@@ -141,4 +143,28 @@ queue_notice(const struct config *cfg, const char *to, const char *subject, cons
 	ret = queue_inject(cfg, from, to, msg, msglen, id_r);
 	free(msg);
 	return ret;
+}
+
+void
+queue_notice_lockout(const struct config *cfg, const struct directory_auth_outcome *out,
+    const char *ip, const char *via)
+{
+	char body[2048], until[64], qid[QUEUE_ID_LEN + 1];
+	time_t t = (time_t)out->locked_until;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	snprintf(body, sizeof(body),
+	    "Your mail account %s was locked after %d failed logins; the last\n"
+	    "came from %s%s.\n\n"
+	    "It unlocks by itself at %s. If this was not you, someone is\n"
+	    "guessing your password: ask your administrator to change it.\n"
+	    "An administrator can unlock it at once with:\n\n"
+	    "    bulwarkctl user unlock %s\n",
+	    out->account, out->failed_logins, ip, via, until, out->account);
+	if (queue_notice(cfg, out->contact, "Your mail account was locked", body, qid) == 0)
+		log_info("event=auth.lockout_notice account=%s queue_id=%s", out->account, qid);
+	else
+		log_warn("event=auth.error account=%s reason=lockout_notice", out->account);
 }

@@ -2,14 +2,13 @@
  * smtp_auth.c: SMTP AUTH (RFC 4954) with SASL PLAIN (RFC 4616) and LOGIN
  * (draft-murchison-sasl-login), on the submission listeners after TLS only.
  * The password check (argon2id, lockout, known IPs) runs on the worker pool
- * through directory_auth(), never on the event loop. Every failure gets the
+ * through the directory's login service (directory_login_submit), never on
+ * the event loop. Every failure gets the
  * same 535 5.7.8; the log says exactly why. Passwords never reach a log and
  * are wiped after use.
  */
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +18,6 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "core/pool.h"
 #include "directory/directory.h"
 #include "guard/guard.h"
 #include "monitor/metrics.h"
@@ -32,93 +30,7 @@ enum {
 	AUTH_MECH_LOGIN_PASSWORD,  /* LOGIN: waiting for the password */
 };
 
-#define AUTH_FIELD_MAX 512
-#define SMTP_AUTH_BACKLOG_MAX 64   /* password checks queued at most */
-
-struct smtp_auth_job {
-	struct smtp_session *s;
-	const struct config *cfg;
-	char mech[8];
-	char user[AUTH_FIELD_MAX];
-	char password[AUTH_FIELD_MAX];
-	char ip[64];
-	struct directory_auth_outcome out;
-	int rc;
-};
-
-/* Each worker thread keeps its own directory handle (SQLite handles are per thread). */
-static pthread_key_t auth_dir_key;
-static pthread_once_t auth_dir_once = PTHREAD_ONCE_INIT;
-
-static void
-auth_dir_destroy(void *p)
-{
-	struct directory *dir = p;
-
-	directory_free(&dir);
-}
-
-static void
-auth_dir_key_make(void)
-{
-	(void)pthread_key_create(&auth_dir_key, auth_dir_destroy);
-}
-
-static struct directory *
-auth_thread_directory(const struct config *cfg)
-{
-	struct directory *dir;
-	char *error = NULL;
-
-	pthread_once(&auth_dir_once, auth_dir_key_make);
-	if ((dir = pthread_getspecific(auth_dir_key)) != NULL)
-		return dir;
-	if (directory_open(cfg->data_dir, &dir, &error) == -1) {
-		log_warnx("event=auth.error reason=\"%s\"", error != NULL ? error : "directory");
-		free(error);
-		return NULL;
-	}
-	pthread_setspecific(auth_dir_key, dir);
-	return dir;
-}
-
-/* Pool thread: the slow part, and the lockout notice if this attempt locked. */
-static void
-smtp_auth_work(void *arg)
-{
-	struct smtp_auth_job *job = arg;
-	struct directory *dir = auth_thread_directory(job->cfg);
-
-	if (dir == NULL) {
-		job->out.result = DIRECTORY_AUTH_ERROR;
-		job->rc = -1;
-	} else {
-		job->rc = directory_auth(dir, job->cfg, job->user, job->password, job->ip,
-		    (int64_t)time(NULL), &job->out);
-	}
-	sodium_memzero(job->password, sizeof(job->password));
-	if (job->out.locked_now && job->out.contact[0] != '\0') {
-		char body[2048], until[64], qid[QUEUE_ID_LEN + 1];
-		time_t t = (time_t)job->out.locked_until;
-		struct tm tm;
-
-		gmtime_r(&t, &tm);
-		strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
-		snprintf(body, sizeof(body),
-		    "Your mail account %s was locked after %d failed logins; the last\n"
-		    "came from %s.\n\n"
-		    "It unlocks by itself at %s. If this was not you, someone is\n"
-		    "guessing your password: ask your administrator to change it.\n"
-		    "An administrator can unlock it at once with:\n\n"
-		    "    bulwarkctl user unlock %s\n",
-		    job->out.account, job->out.failed_logins, job->ip, until, job->out.account);
-		if (queue_notice(job->cfg, job->out.contact, "Your mail account was locked", body,
-		    qid) == 0)
-			log_info("event=auth.lockout_notice account=%s queue_id=%s", job->out.account, qid);
-		else
-			log_warn("event=auth.error account=%s reason=lockout_notice", job->out.account);
-	}
-}
+#define AUTH_FIELD_MAX DIRECTORY_LOGIN_FIELD_MAX
 
 /*
  * Log a failed login: bulwark's own line, and (for the client's failures,
@@ -129,70 +41,54 @@ static void
 smtp_auth_fail(struct smtp_session *s, const char *mech, const char *user, size_t userlen,
     const char *reason, const struct directory_auth_outcome *out)
 {
-	char u[LOG_ESCAPE_MAX], labels[96];
+	char u[LOG_ESCAPE_MAX];
 
-	log_escape(u, sizeof(u), user, userlen);
-	if (out != NULL)
-		log_warnx("event=auth.failure session=%s client=%s protocol=smtp mechanism=%s account=%s "
-		    "reason=%s counted=%s failed_logins=%d locked=%s known_ip=%s",
-		    s->id, s->ip, mech, u, reason, out->counted ? "yes" : "no",
-		    out->failed_logins, out->locked_until > time(NULL) ? "yes" : "no",
-		    out->known_ip ? "yes" : "no");
-	else
-		log_warnx("event=auth.failure session=%s client=%s protocol=smtp mechanism=%s account=%s "
-		    "reason=%s", s->id, s->ip, mech, u, reason);
-	snprintf(labels, sizeof(labels), "protocol=\"smtp\",reason=\"%s\"", reason);
-	metrics_inc("bulwark_auth_failures_total", labels);
-	if (out != NULL && out->result == DIRECTORY_AUTH_ERROR)
+	if (!directory_login_log_failure("smtp", s->id, s->ip, mech, user, userlen, reason, out, u))
 		return;   /* our failure, not the client's: no ban, no fail2ban line */
 	/* fail2ban's stock postfix filter (mode=auth) matches this line. */
 	log_warnx("unknown[%s]: SASL %s authentication failed: session=%s", s->ip, mech, s->id);
-	if (out != NULL && out->locked_now) {
-		log_warnx("event=auth.lockout session=%s client=%s account=%s failed_logins=%d until=%lld",
-		    s->id, s->ip, u, out->failed_logins, (long long)out->locked_until);
-		metrics_inc("bulwark_lockouts_total", NULL);
-	}
+	directory_login_log_lockout(s->id, s->ip, u, out);
 	smtp_session_strike(s, GUARD_STRIKE_AUTH_FAILED);
 }
 
 /* Loop thread: answer the client (the reply before any strike can hang up). */
 static void
-smtp_auth_done(void *arg)
+smtp_auth_done(struct directory_login *login)
 {
-	struct smtp_auth_job *job = arg;
-	struct smtp_session *s = job->s;
-	const char *reason = directory_auth_result_name(job->out.result);
+	struct smtp_session *s = login->arg;
+	const char *reason = directory_auth_result_name(login->out.result);
 
 	s->async_pending = false;
 	if (s->dead) {
 		/* Logged and struck even if the client already hung up. */
-		if (job->out.result != DIRECTORY_AUTH_OK)
-			smtp_auth_fail(s, job->mech, job->user, strlen(job->user), reason, &job->out);
+		if (login->out.result != DIRECTORY_AUTH_OK)
+			smtp_auth_fail(s, login->mech, login->user, strlen(login->user), reason,
+			    &login->out);
 		smtp_session_free(&s);
-		free(job);
+		directory_login_free(&login);
 		return;
 	}
 	smtp_session_enter_state(s, SMTP_STATE_HELO);
-	if (job->out.result == DIRECTORY_AUTH_OK) {
+	if (login->out.result == DIRECTORY_AUTH_OK) {
 		char user[LOG_ESCAPE_MAX];
 
 		s->authenticated = true;
-		s->suspended = job->out.suspended;
-		snprintf(s->account, sizeof(s->account), "%s", job->out.account);
+		s->suspended = login->out.suspended;
+		snprintf(s->account, sizeof(s->account), "%s", login->out.account);
 		log_escape(user, sizeof(user), s->account, strlen(s->account));
 		log_info("event=auth.success session=%s client=%s protocol=smtp mechanism=%s account=%s%s",
-		    s->id, s->ip, job->mech, user, s->suspended ? " suspended=yes" : "");
+		    s->id, s->ip, login->mech, user, s->suspended ? " suspended=yes" : "");
 		metrics_inc("bulwark_auth_success_total", "protocol=\"smtp\"");
 		guard_auth_success(s->srv->deps.guard, (struct sockaddr *)&s->peer, time(NULL));
 		smtp_session_reply(s, "235 2.7.0 Authentication successful");
-	} else if (job->out.result == DIRECTORY_AUTH_ERROR) {
+	} else if (login->out.result == DIRECTORY_AUTH_ERROR) {
 		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure");
-		smtp_auth_fail(s, job->mech, job->user, strlen(job->user), reason, &job->out);
+		smtp_auth_fail(s, login->mech, login->user, strlen(login->user), reason, &login->out);
 	} else {
 		smtp_session_reply_error(s, "535 5.7.8 Authentication credentials invalid");
-		smtp_auth_fail(s, job->mech, job->user, strlen(job->user), reason, &job->out);
+		smtp_auth_fail(s, login->mech, login->user, strlen(login->user), reason, &login->out);
 	}
-	free(job);
+	directory_login_free(&login);
 	if (s->state == SMTP_STATE_CLOSING)
 		return;
 	if (s->quit_after_reply) {
@@ -204,77 +100,35 @@ smtp_auth_done(void *arg)
 	smtp_session_process(s);
 }
 
-/*
- * The fairness key of a client: its IPv4 address, or its IPv6 /64 (what one
- * subscriber holds, as for bans). Returns its length.
- */
-static size_t
-smtp_auth_key(const struct smtp_session *s, uint8_t key[POOL_KEY_MAX])
-{
-	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
-	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
-
-	if (sa->sa_family == AF_INET) {
-		memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return 4;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-
-		if (memcmp(a, v4mapped, 12) == 0) {
-			memcpy(key, a + 12, 4);
-			return 4;
-		}
-		memcpy(key, a, 8);
-		return 8;
-	}
-	key[0] = 0;
-	return 1;
-}
-
 static void
 smtp_auth_submit(struct smtp_session *s, const char *mech, const char *user, size_t userlen,
     const char *password, size_t passlen)
 {
-	struct pool *pool = s->srv->deps.auth_pool;
-	struct smtp_auth_job *job;
-	uint8_t key[POOL_KEY_MAX];
-	size_t keylen = smtp_auth_key(s, key), queue;
-	bool behind = pool_inflight_key(pool, key, keylen) > 0;
+	const struct directory_login_request req = {
+		.cfg = s->cfg, .peer = (const struct sockaddr *)&s->peer, .ip = s->ip, .mech = mech,
+		.user = user, .userlen = userlen, .password = password, .passlen = passlen,
+		.locked = queue_notice_lockout, .via = "",
+	};
+	size_t backlog = 0;
+	bool behind = false;
 
-	/* Checks of a network that has one in flight already wait behind the
-	 * others' (pool_submit_fair); each of the two queues is bounded. */
-	queue = behind ? pool_pending_behind(pool) : pool_pending(pool) - pool_pending_behind(pool);
-	if (queue >= SMTP_AUTH_BACKLOG_MAX) {
-		/* A flood: refuse at once rather than queue without bound (memory,
-		 * and every legitimate login stuck behind the guesses). */
+	switch (directory_login_submit(s->srv->deps.auth_pool, &req, smtp_auth_done, s, &backlog,
+	    &behind)) {
+	case DIRECTORY_LOGIN_QUEUED:
+		smtp_session_enter_state(s, SMTP_STATE_AUTH_WAIT);
+		s->async_pending = true;
+		return;
+	case DIRECTORY_LOGIN_BUSY:
 		log_warnx("event=auth.busy session=%s client=%s backlog=%zu queue=%s", s->id, s->ip,
-		    pool_pending(pool), behind ? "behind" : "first");
+		    backlog, behind ? "behind" : "first");
 		smtp_session_enter_state(s, SMTP_STATE_HELO);
 		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure, try again later");
 		return;
+	case DIRECTORY_LOGIN_NOMEM:
+		break;
 	}
-	job = calloc(1, sizeof(*job));
-	if (job == NULL) {
-		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure");
-		smtp_session_enter_state(s, SMTP_STATE_HELO);
-		return;
-	}
-	job->s = s;
-	job->cfg = s->cfg;
-	snprintf(job->mech, sizeof(job->mech), "%s", mech);
-	memcpy(job->user, user, userlen);
-	memcpy(job->password, password, passlen);
-	snprintf(job->ip, sizeof(job->ip), "%s", s->ip);
-	smtp_session_enter_state(s, SMTP_STATE_AUTH_WAIT);
-	s->async_pending = true;
-	if (pool_submit_fair(pool, key, keylen, smtp_auth_work, smtp_auth_done, job) == -1) {
-		s->async_pending = false;
-		sodium_memzero(job->password, sizeof(job->password));
-		free(job);
-		smtp_session_enter_state(s, SMTP_STATE_HELO);
-		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure");
-	}
+	smtp_session_reply(s, "454 4.7.0 Temporary authentication failure");
+	smtp_session_enter_state(s, SMTP_STATE_HELO);
 }
 
 /* Decode one base64 SASL line into buf (NUL-terminated). -1 if malformed. */

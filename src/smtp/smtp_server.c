@@ -1,23 +1,16 @@
 /*
  * smtp_server.c: the SMTP listeners. Binds before privileges are dropped,
- * registers each listener with the guard's ban filter (banned SYNs dropped
- * by the kernel), checks the guard (bans, connection limits) at accept before any session memory
- * or TLS work is spent, and owns the list of live sessions for shutdown.
+ * through the guard's listener helper (guard_listener_new: the kernel ban
+ * filter, bans and connection limits checked at accept before any session
+ * memory or TLS work is spent), and owns the list of live sessions for shutdown.
  */
-#include <errno.h>
-#include <event2/listener.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "guard/guard.h"
-#include "monitor/metrics.h"
 #include "smtp/smtp_session_private.h"
 
 static const char *const kind_names[] = {
@@ -26,83 +19,39 @@ static const char *const kind_names[] = {
 	[SMTP_LISTENER_SUBMISSIONS] = "submissions",
 };
 
-static void
-smtp_server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+/* A client the guard let in: its session (or -1, and the slot is released). */
+static int
+smtp_server_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	struct smtp_listener *l = arg;
-	struct smtp_server *srv = l->srv;
-	const struct config *cfg = srv->deps.cfg;
-	enum guard_verdict v;
-
-	/* Banned: dropped before any greeting, TLS or session memory. */
-	if (guard_is_banned(srv->deps.guard, sa, time(NULL))) {
-		metrics_inc("bulwark_connections_refused_total", "reason=\"banned\"");
-		close(fd);
-		return;
-	}
-	v = guard_conn_open(srv->deps.guard, sa, cfg->smtp.max_connections_per_ip,
-	    cfg->smtp.max_connections);
-	if (v != GUARD_ACCEPT || srv->shutting_down) {
-		char ip[64], reply[300];
-		int n;
-
-		sockaddr_format_ip(sa, ip, sizeof(ip));
-		log_info("event=smtp.refused client=%s service=%s reason=%s", ip, kind_names[l->kind],
-		    srv->shutting_down ? "shutting_down" : guard_verdict_reason(v));
-		/* Best effort, never blocks: the socket is non-blocking. On the
-		 * implicit-TLS port a plaintext reply would be noise: just close. */
-		if (l->kind != SMTP_LISTENER_SUBMISSIONS) {
-			n = snprintf(reply, sizeof(reply), "421 4.7.0 %s Too many connections, try later\r\n",
-			    cfg->hostname);
-			(void)!write(fd, reply, (size_t)n);
-		}
-		if (v == GUARD_ACCEPT)
-			guard_conn_close(srv->deps.guard, sa);
-		metrics_inc("bulwark_connections_refused_total", v == GUARD_TOO_MANY_FROM_IP ?
-		    "reason=\"too_many_from_ip\"" : "reason=\"too_many_connections\"");
-		close(fd);
-		return;
-	}
-	if (smtp_session_new(l, fd, sa, (socklen_t)salen) == NULL)
-		guard_conn_close(srv->deps.guard, sa);
-}
-
-static void
-smtp_server_accept_error_cb(struct evconnlistener *evl, void *arg)
-{
-	/* EMFILE and friends: log, keep listening (libevent retries). */
-	log_warn("event=smtp.accept_error");
+	return smtp_session_new(arg, fd, sa, salen) != NULL ? 0 : -1;
 }
 
 static int
 smtp_server_bind(struct smtp_server *srv, enum smtp_listener_kind kind,
     const struct config_listen_list *list, char **error_r)
 {
-	for (size_t i = 0; i < list->n; i++) {
-		const struct config_listen *cl = &list->v[i];
-		struct smtp_listener *l;
-		unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
-		    LEV_OPT_DISABLED;
+	const struct config *cfg = srv->deps.cfg;
+	char refusal[300];
+	struct guard_listener_params params = {
+		.base = srv->deps.base, .guard = srv->deps.guard, .conns = srv->deps.guard,
+		.max_per_ip = cfg->smtp.max_connections_per_ip, .max_total = cfg->smtp.max_connections,
+		.protocol = "smtp", .service = kind_names[kind], .shutting_down = &srv->shutting_down,
+		.accept = smtp_server_accept,
+	};
 
-		if (cl->ss.ss_family == AF_INET6)
-			flags |= LEV_OPT_BIND_IPV6ONLY;
-		l = &srv->listeners[srv->nlisteners];
+	/* On the implicit-TLS port a plaintext reply would be noise: none. */
+	snprintf(refusal, sizeof(refusal), "421 4.7.0 %s Too many connections, try later\r\n",
+	    cfg->hostname);
+	params.refusal = kind != SMTP_LISTENER_SUBMISSIONS ? refusal : NULL;
+	for (size_t i = 0; i < list->n; i++) {
+		struct smtp_listener *l = &srv->listeners[srv->nlisteners];
+
 		l->srv = srv;
 		l->kind = kind;
-		l->text = cl->text;
-		l->evl = evconnlistener_new_bind(srv->deps.base, smtp_server_accept_cb, l, flags,
-		    1024, (const struct sockaddr *)&cl->ss, (int)cl->sslen);
-		if (l->evl == NULL) {
-			if (asprintf(error_r, "listen.%s: cannot listen on %s: %s", kind_names[kind],
-			    cl->text, strerror(errno)) == -1)
-				*error_r = NULL;
+		params.arg = l;
+		if ((l->gl = guard_listener_new(&params, &list->v[i], error_r)) == NULL)
 			return -1;
-		}
-		evconnlistener_set_error_cb(l->evl, smtp_server_accept_error_cb);
 		srv->nlisteners++;
-		/* Banned networks' SYNs dropped by the kernel (a failure is logged; accept still checks). */
-		(void)guard_filter_attach(srv->deps.guard, evconnlistener_get_fd(l->evl));
 	}
 	return 0;
 }
@@ -149,7 +98,7 @@ int
 smtp_server_start(struct smtp_server *srv)
 {
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		if (evconnlistener_enable(srv->listeners[i].evl) == -1)
+		if (guard_listener_enable(srv->listeners[i].gl) == -1)
 			return -1;
 	return 0;
 }
@@ -158,8 +107,7 @@ void
 smtp_server_log_listeners(const struct smtp_server *srv)
 {
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		log_info("event=listen service=%s address=%s", kind_names[srv->listeners[i].kind],
-		    srv->listeners[i].text);
+		guard_listener_log(srv->listeners[i].gl);
 }
 
 void
@@ -168,11 +116,8 @@ smtp_server_shutdown(struct smtp_server *srv)
 	struct smtp_session *s, *next;
 
 	srv->shutting_down = true;
-	for (size_t i = 0; i < srv->nlisteners; i++) {
-		guard_filter_detach(srv->deps.guard, evconnlistener_get_fd(srv->listeners[i].evl));
-		evconnlistener_free(srv->listeners[i].evl);
-		srv->listeners[i].evl = NULL;
-	}
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		guard_listener_free(&srv->listeners[i].gl);
 	for (s = srv->sessions; s != NULL; s = next) {
 		next = s->next;
 		smtp_session_shutdown(s);
@@ -198,12 +143,8 @@ smtp_server_free(struct smtp_server **srvp)
 
 		smtp_session_free(&s);
 	}
-	for (size_t i = 0; i < srv->nlisteners; i++) {
-		if (srv->listeners[i].evl == NULL)
-			continue;
-		guard_filter_detach(srv->deps.guard, evconnlistener_get_fd(srv->listeners[i].evl));
-		evconnlistener_free(srv->listeners[i].evl);
-	}
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		guard_listener_free(&srv->listeners[i].gl);
 	free(srv->listeners);
 	free(srv);
 }

@@ -11,7 +11,6 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +152,6 @@ smtp_session_new(struct smtp_listener *l, int fd, const struct sockaddr *sa, soc
 	struct smtp_session *s = calloc(1, sizeof(*s));
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof(local);
-	SSL *ssl = NULL;
 
 	if (s == NULL)
 		return NULL;
@@ -168,23 +166,9 @@ smtp_session_new(struct smtp_listener *l, int fd, const struct sockaddr *sa, soc
 	s->trusted = cidr_list_match(cfg->mynetworks, cfg->nmynetworks, sa);
 	if (smtp_line_reader_init(&s->lr, cfg->smtp.max_line_length) == -1)
 		goto fail;
-	if (l->kind == SMTP_LISTENER_SUBMISSIONS) {
-		ssl = SSL_new(srv->deps.tls);
-		if (ssl == NULL)
-			goto fail;
-		s->bev = bufferevent_openssl_socket_new(srv->deps.base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-		if (s->bev == NULL) {
-			SSL_free(ssl);
-			goto fail;
-		}
-		s->tls = true;
-	} else {
-		s->bev = bufferevent_socket_new(srv->deps.base, fd,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-		if (s->bev == NULL)
-			goto fail;
-	}
+	s->tls = l->kind == SMTP_LISTENER_SUBMISSIONS;
+	if ((s->bev = tls_bufferevent_accept(srv->deps.base, fd, s->tls ? srv->deps.tls : NULL)) == NULL)
+		goto fail;
 	bufferevent_setcb(s->bev, smtp_session_read_cb, smtp_session_write_cb,
 	    smtp_session_event_cb, s);
 	/* One timer for the greet pause and the close drain, made now so that
@@ -307,17 +291,6 @@ smtp_session_free(struct smtp_session **sp)
 	free(s);
 }
 
-/* True once everything we wrote has left, through a TLS filter too. */
-static bool
-smtp_session_drained(struct smtp_session *s)
-{
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
-		return false;
-	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
-}
-
 static void
 smtp_session_timeout(struct smtp_session *s)
 {
@@ -345,7 +318,7 @@ smtp_session_timer_cb(evutil_socket_t fd, short what, void *arg)
 			smtp_session_greet(s);
 		break;
 	case SMTP_STATE_CLOSING:
-		if (smtp_session_drained(s) || ++s->close_ticks >= SMTP_CLOSE_DRAIN_SECONDS * 50) {
+		if (tls_bufferevent_drained(s->bev) || ++s->close_ticks >= SMTP_CLOSE_DRAIN_SECONDS * 50) {
 			smtp_session_free(&s);
 			return;
 		}
@@ -761,15 +734,10 @@ smtp_session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
+		char buf[256];
 
-		if (e != 0) {
-			char buf[256];
-
-			ERR_error_string_n(e, buf, sizeof(buf));
+		if (tls_bufferevent_error(bev, buf, sizeof(buf))) {
 			log_info("event=smtp.tls_error session=%s client=%s detail=\"%s\"", s->id, s->ip, buf);
-			while (bufferevent_get_openssl_error(bev) != 0)
-				;
 			if (s->tls_desc[0] == '\0')   /* the handshake never completed */
 				guard_strike(s->srv->deps.guard, (struct sockaddr *)&s->peer,
 				    GUARD_STRIKE_TLS_GARBAGE, time(NULL));
@@ -794,10 +762,7 @@ smtp_session_start_tls(struct smtp_session *s)
 		return;
 	}
 	smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
-	tlsbev = bufferevent_openssl_filter_new(s->srv->deps.base, s->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (tlsbev == NULL) {
-		SSL_free(ssl);
+	if ((tlsbev = tls_bufferevent_filter(s->srv->deps.base, s->bev, ssl)) == NULL) {
 		smtp_session_close(s);
 		return;
 	}

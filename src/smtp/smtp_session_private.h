@@ -49,8 +49,7 @@ enum smtp_state {
 struct smtp_listener {
 	struct smtp_server *srv;
 	enum smtp_listener_kind kind;
-	struct evconnlistener *evl;
-	char *text;
+	struct guard_listener *gl;     /* the socket, under the guard */
 };
 
 struct smtp_server {
