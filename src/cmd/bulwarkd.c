@@ -28,6 +28,7 @@
 #include "dns/dns.h"
 #include "guard/guard.h"
 #include "http/http_server.h"
+#include "imap/imap_server.h"
 #include "monitor/metrics.h"
 #include "queue/queue.h"
 #include "smtp/smtp_client.h"
@@ -40,6 +41,7 @@ struct daemon {
 	struct event_base *base;
 	const struct config *cfg;
 	struct smtp_server *smtp;
+	struct imap_server *imap;
 	struct queue *queue;
 	struct guard *guard;
 	struct directory *dir;
@@ -85,7 +87,8 @@ stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct daemon *d = arg;
 	struct timeval tv = { .tv_usec = 50000 };
 
-	if ((smtp_server_sessions(d->smtp) == 0 && queue_busy(d->queue) == 0) ||
+	if ((smtp_server_sessions(d->smtp) == 0 && imap_server_sessions(d->imap) == 0 &&
+	    queue_busy(d->queue) == 0) ||
 	    time(NULL) >= d->stop_deadline) {
 		if (smtp_server_sessions(d->smtp) > 0)
 			log_warnx("event=shutdown.timeout sessions=%zu", smtp_server_sessions(d->smtp));
@@ -132,6 +135,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("event=shutdown signal=%d sessions=%zu queued=%zu", (int)sig,
 	    smtp_server_sessions(d->smtp), queue_count(d->queue));
 	smtp_server_shutdown(d->smtp);
+	imap_server_shutdown(d->imap);
 	d->stop_deadline = time(NULL) + d->cfg->smtp.shutdown_timeout;
 	d->stop_timer = evtimer_new(d->base, stop_timer_cb, d);
 	if (d->stop_timer == NULL || evtimer_add(d->stop_timer, &tv) == -1)
@@ -273,6 +277,12 @@ main(int argc, char **argv)
 		if ((d.smtp = smtp_server_new(&deps, &error)) == NULL)
 			fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "listen");
 	}
+	{
+		struct imap_server_deps deps = { .base = d.base, .cfg = cfg, .guard = guard, .tls = tls };
+
+		if ((d.imap = imap_server_new(&deps, &error)) == NULL)
+			fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "listen");
+	}
 	if ((http = http_server_new(cfg, &error)) == NULL)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "http");
 	/* DKIM keys are root's 0600 files: read them before the drop. A bad
@@ -319,6 +329,7 @@ main(int argc, char **argv)
 	d.guard = guard;
 	d.dir = dir;
 	smtp_server_attach(d.smtp, dir, d.queue, auth_pool);
+	imap_server_attach(d.imap, auth_pool);
 	if (http_server_start(http, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "http");
 	{
@@ -329,7 +340,7 @@ main(int argc, char **argv)
 			fatalx("event=start.error reason=\"out of memory\"");
 		tick_cb(-1, 0, &d);
 	}
-	if (smtp_server_start(d.smtp) == -1)
+	if (smtp_server_start(d.smtp) == -1 || imap_server_start(d.imap) == -1)
 		fatal("event=start.error reason=\"cannot accept\"");
 	d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
@@ -349,6 +360,7 @@ main(int argc, char **argv)
 		    queue_count(d.queue), audit.warnings);
 	}
 	smtp_server_log_listeners(d.smtp);
+	imap_server_log_listeners(d.imap);
 	event_base_dispatch(d.base);
 
 	/* Order matters: the pool's last callbacks still use sessions and the queue. */
@@ -356,6 +368,7 @@ main(int argc, char **argv)
 	pool_free(&auth_pool);
 	pool_free(&pool);
 	smtp_server_free(&d.smtp);
+	imap_server_free(&d.imap);
 	queue_free(&d.queue);   /* drops remote attempts in flight (they retry at next start) */
 	{
 		/* Let clients that said QUIT finish (they free themselves), briefly. */

@@ -895,6 +895,19 @@ static const struct key_def smtp_keys[] = {
 	{ .key = NULL },
 };
 
+static const struct key_def imap_keys[] = {
+	SIZE_KEY("imap.max_line_length", imap.max_line_length, 1024, 1048576),
+	SIZE_KEY("imap.max_literal_size", imap.max_literal_size, 1024, 67108864),
+	SIZE_KEY("imap.max_message_size", imap.max_message_size, 1024, 1073741824),
+	INT_KEY("imap.max_errors", imap.max_errors, 1, 1000),
+	INT_KEY("imap.idle_timeout", imap.idle_timeout, 1, 86400),
+	INT_KEY("imap.login_timeout", imap.login_timeout, 1, 86400),
+	INT_KEY("imap.max_connections_per_ip", imap.max_connections_per_ip, 1, 1000000),
+	INT_KEY("imap.max_connections", imap.max_connections, 1, 1000000),
+	INT_KEY("imap.max_sessions_per_account", imap.max_sessions_per_account, 1, 1000000),
+	{ .key = NULL },
+};
+
 static const struct key_def security_policy_keys[] = {
 	BOOL_KEY("security_policy.require_email_confirmation",
 	    security_policy.require_email_confirmation),
@@ -965,6 +978,7 @@ static const struct key_def top_keys[] = {
 	BOOL_KEY("allow_nonlocal_mynetworks", allow_nonlocal_mynetworks),
 	SECTION_KEY("outbound", outbound_keys),
 	SECTION_KEY("smtp", smtp_keys),
+	SECTION_KEY("imap", imap_keys),
 	SECTION_KEY("security_policy", security_policy_keys),
 	SECTION_KEY("intrusion_prevention", intrusion_prevention_keys),
 	SECTION_KEY("accounts", accounts_keys),
@@ -1218,6 +1232,17 @@ default_numbers_set(struct config *cfg)
 		.greet_pause_ms = 1000,
 		.bare_lf = CONFIG_BARE_LF_NORMALIZE,
 		.shutdown_timeout = 10,
+	};
+	cfg->imap = (struct config_imap){
+		.max_line_length = 65536,
+		.max_literal_size = 1048576,
+		.max_message_size = 67108864,
+		.max_errors = 10,
+		.idle_timeout = 1800,
+		.login_timeout = 60,
+		.max_connections_per_ip = 50,
+		.max_connections = 5000,
+		.max_sessions_per_account = 50,
 	};
 	cfg->security_policy = (struct config_security_policy){
 		.require_email_confirmation = true,

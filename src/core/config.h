@@ -83,6 +83,19 @@ struct config_smtp {
 	int shutdown_timeout;          /* 10 s: SIGTERM waits this long for transactions */
 };
 
+/* imap: limits of the IMAP server (docs/imap.md). */
+struct config_imap {
+	size_t max_line_length;        /* 65536 octets of a command outside literals -> BAD */
+	size_t max_literal_size;       /* 1048576 octets of literals in a command -> NO [TOOBIG] */
+	size_t max_message_size;       /* 67108864 octets of an APPEND -> NO [TOOBIG] */
+	int max_errors;                /* 10 per session -> BYE and close */
+	int idle_timeout;              /* 1800 s (RFC 3501 5.4 asks >= 30 min) */
+	int login_timeout;             /* 60 s before a login */
+	int max_connections_per_ip;    /* 50 */
+	int max_connections;           /* 5000 in total */
+	int max_sessions_per_account;  /* 50 */
+};
+
 struct config {
 	char *path;                      /* file it came from, for messages */
 	char *hostname;                  /* mail.example.test */
@@ -109,6 +122,7 @@ struct config {
 	struct config_http http;
 	struct config_queue_monitor queue_monitor;
 	struct config_smtp smtp;
+	struct config_imap imap;
 };
 
 /*

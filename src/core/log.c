@@ -16,6 +16,7 @@
 
 static const char *log_progname = "bulwark";
 static enum log_level log_min_level = LOG_LEVEL_INFO;
+static _Thread_local int log_no_level;   /* log_compat: the next line has no level word */
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_DEBUG] = "debug",
@@ -61,10 +62,10 @@ log_vwrite(enum log_level level, const char *suffix, const char *fmt, va_list ap
 		return;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s: ",
+	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s%s",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 	    tm.tm_sec, (long)(tv.tv_usec / 1000), log_progname, (long)getpid(),
-	    level_names[level]);
+	    log_no_level ? "" : level_names[level], log_no_level ? "" : ": ");
 	if (n < 0)
 		return;
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
@@ -98,6 +99,18 @@ LOG_FN(log_info, LOG_LEVEL_INFO, 0)
 LOG_FN(log_warn, LOG_LEVEL_WARNING, 1)
 LOG_FN(log_warnx, LOG_LEVEL_WARNING, 0)
 LOG_FN(log_error, LOG_LEVEL_ERROR, 0)
+
+void
+log_compat(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_no_level = 1;
+	log_vwrite(LOG_LEVEL_WARNING, NULL, fmt, ap);
+	log_no_level = 0;
+	va_end(ap);
+}
 
 void
 fatal(const char *fmt, ...)

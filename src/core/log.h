@@ -30,6 +30,9 @@ void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_error(const char *fmt, ...) LOG_PRINTF(1, 2);
+/* A warning-level line without the level word: for stock fail2ban filters
+ * (dovecot's) that expect the text right after "prog[pid] ". */
+void log_compat(const char *fmt, ...) LOG_PRINTF(1, 2);
 /* Log every queued OpenSSL error with the given context, then clear the queue. */
 void log_ssl_errors(const char *context);
 /* Broken start-up or impossible state: log and exit(1). */

@@ -1,0 +1,229 @@
+/*
+ * imap_search.c: SEARCH and UID SEARCH (RFC 3501 6.4.4, 7.2.5) over the
+ * selected mailbox, with "$" saving (RFC 5182 semantics, not advertised).
+ * Flags, dates, sizes and UIDs come from the view; header keys from the
+ * store's cached header block; BODY and TEXT read and parse the message
+ * (imap_mime decodes RFC 2047, charsets and transfer encodings). Each message
+ * is parsed at most once per SEARCH, and only if a key needs it.
+ */
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "imap/imap_mime.h"
+#include "imap/imap_session_private.h"
+
+struct search_msg {
+	struct imap_session *s;
+	uint32_t seq;
+	const struct imap_msg *m;
+	struct imap_mime *hdr;     /* the header block, parsed on demand */
+	struct imap_mime *full;    /* the whole message, parsed on demand */
+	char *raw;
+	bool failed;
+};
+
+static struct imap_mime *
+search_hdr(struct search_msg *sm)
+{
+	enum imap_store_error err;
+	size_t len;
+	const char *h;
+
+	if (sm->hdr != NULL || sm->failed)
+		return sm->hdr;
+	if ((h = imap_mailbox_header(sm->s->mb, sm->seq, &len, &err)) == NULL ||
+	    (sm->hdr = imap_mime_parse(h, len)) == NULL)
+		sm->failed = true;
+	return sm->hdr;
+}
+
+static struct imap_mime *
+search_full(struct search_msg *sm)
+{
+	enum imap_store_error err;
+	size_t len;
+
+	if (sm->full != NULL || sm->failed)
+		return sm->full;
+	if ((sm->raw = imap_mailbox_read(sm->s->mb, sm->seq, &len, &err)) == NULL ||
+	    (sm->full = imap_mime_parse(sm->raw, len)) == NULL)
+		sm->failed = true;
+	return sm->full;
+}
+
+static bool
+has_keyword(const struct imap_msg *m, const char *kw)
+{
+	for (size_t i = 0; m->keywords != NULL && m->keywords[i] != NULL; i++)
+		if (strcasecmp(m->keywords[i], kw) == 0)
+			return true;
+	return false;
+}
+
+static int64_t
+day_of(int64_t t)
+{
+	return t >= 0 ? t / 86400 : (t - 86399) / 86400;
+}
+
+static bool
+search_match(struct search_msg *sm, const struct imap_search_node *n)
+{
+	const struct imap_msg *m = sm->m;
+	struct imap_session *s = sm->s;
+
+	switch (n->key) {
+	case IMAP_SK_AND:
+		for (size_t i = 0; i < n->nkids; i++)
+			if (!search_match(sm, &n->kids[i]))
+				return false;
+		return true;
+	case IMAP_SK_OR:
+		return search_match(sm, &n->kids[0]) || search_match(sm, &n->kids[1]);
+	case IMAP_SK_NOT:
+		return !search_match(sm, &n->kids[0]);
+	case IMAP_SK_ALL:
+		return true;
+	case IMAP_SK_FLAG:
+		return (m->flags & n->num) == n->num;
+	case IMAP_SK_UNFLAG:
+		return (m->flags & n->num) == 0;
+	case IMAP_SK_KEYWORD:
+		return has_keyword(m, n->str);
+	case IMAP_SK_UNKEYWORD:
+		return !has_keyword(m, n->str);
+	case IMAP_SK_NEW:
+		return (m->flags & IMAP_FLAG_RECENT) && !(m->flags & IMAP_FLAG_SEEN);
+	case IMAP_SK_OLD:
+		return !(m->flags & IMAP_FLAG_RECENT);
+	case IMAP_SK_BEFORE:
+		return day_of(m->internaldate) < n->day;
+	case IMAP_SK_ON:
+		return day_of(m->internaldate) == n->day;
+	case IMAP_SK_SINCE:
+		return day_of(m->internaldate) >= n->day;
+	case IMAP_SK_SENTBEFORE:
+	case IMAP_SK_SENTON:
+	case IMAP_SK_SENTSINCE: {
+		struct imap_mime *h = search_hdr(sm);
+		int64_t t = h != NULL ? imap_mime_sent_date(h) : -1, d;
+
+		if (t == -1)
+			t = m->internaldate;   /* no usable Date: as Dovecot does */
+		d = day_of(t);
+		return n->key == IMAP_SK_SENTBEFORE ? d < n->day :
+		    n->key == IMAP_SK_SENTON ? d == n->day : d >= n->day;
+	}
+	case IMAP_SK_LARGER:
+		return m->size > n->num;
+	case IMAP_SK_SMALLER:
+		return m->size < n->num;
+	case IMAP_SK_HEADER: {
+		struct imap_mime *h = search_hdr(sm);
+
+		return h != NULL && imap_mime_header_contains(h, n->str, n->str2);
+	}
+	case IMAP_SK_BODY:
+	case IMAP_SK_TEXT: {
+		struct imap_mime *f = search_full(sm);
+
+		return f != NULL && imap_mime_body_contains(f, n->str, n->key == IMAP_SK_TEXT);
+	}
+	case IMAP_SK_SEQSET:
+		if (n->set.saved) {
+			for (size_t i = 0; i < s->nsaved; i++)
+				if (s->saved[i] == m->uid)
+					return true;
+			return false;
+		}
+		return imap_seqset_has(&n->set, sm->seq);
+	case IMAP_SK_UIDSET:
+		if (n->set.saved) {
+			for (size_t i = 0; i < s->nsaved; i++)
+				if (s->saved[i] == m->uid)
+					return true;
+			return false;
+		}
+		return imap_seqset_has(&n->set, m->uid);
+	case IMAP_SK_MODSEQ:
+		return m->modseq >= n->num;
+	}
+	return false;
+}
+
+/* Resolve '*' in every set of the tree. */
+static void
+search_normalize(struct imap_search_node *n, uint32_t count, uint32_t maxuid)
+{
+	if (n->key == IMAP_SK_SEQSET)
+		imap_seqset_normalize(&n->set, count);
+	else if (n->key == IMAP_SK_UIDSET)
+		imap_seqset_normalize(&n->set, maxuid);
+	for (size_t i = 0; i < n->nkids; i++)
+		search_normalize(&n->kids[i], count, maxuid);
+}
+
+void
+imap_search_command(struct imap_session *s, const char *tag, bool uid, const struct imap_arg *args,
+    size_t nargs)
+{
+	struct imap_search_node root;
+	struct evbuffer *out = imap_session_out(s);
+	const char *error;
+	bool badcharset;
+	uint32_t count = imap_mailbox_count(s->mb), maxuid = 0, *found = NULL;
+	size_t nfound = 0;
+	bool failed = false;
+
+	if (args != NULL && nargs >= 1 && imap_arg_atom_is(&args[0], "RETURN")) {
+		imap_session_error(s, tag, "BAD SEARCH RETURN is not supported");
+		return;
+	}
+	if (imap_search_parse(args, nargs, &root, &badcharset, &error) == -1) {
+		if (badcharset)
+			imap_session_tagged(s, tag, "NO [BADCHARSET (UTF-8 US-ASCII)] %s", error);
+		else
+			imap_session_error(s, tag, "BAD %s", error);
+		return;
+	}
+	if (count > 0)
+		maxuid = imap_mailbox_msg(s->mb, count)->uid;
+	search_normalize(&root, count, maxuid);
+	if (count > 0 && (found = calloc(count, sizeof(*found))) == NULL) {
+		imap_search_node_free(&root);
+		imap_session_tagged(s, tag, "NO [SERVERBUG] Out of memory");
+		return;
+	}
+	evbuffer_add_printf(out, "* SEARCH");
+	for (uint32_t seq = 1; seq <= count; seq++) {
+		struct search_msg sm = { .s = s, .seq = seq, .m = imap_mailbox_msg(s->mb, seq) };
+		bool hit;
+
+		if (sm.m == NULL)
+			continue;
+		hit = search_match(&sm, &root);
+		failed |= sm.failed;
+		if (hit) {
+			found[nfound++] = sm.m->uid;
+			evbuffer_add_printf(out, " %" PRIu32, uid ? sm.m->uid : seq);
+		}
+		imap_mime_free(&sm.hdr);
+		imap_mime_free(&sm.full);
+		free(sm.raw);
+	}
+	evbuffer_add_printf(out, "\r\n");
+	imap_search_node_free(&root);
+	free(s->saved);
+	s->saved = found;
+	s->nsaved = nfound;
+	if (failed)
+		log_info("event=imap.search_partial session=%s client=%s account=%s", s->id, s->ip,
+		    s->account);
+	imap_session_sync(s, uid);
+	imap_session_tagged(s, tag, "OK %sSEARCH completed", uid ? "UID " : "");
+}

@@ -1,0 +1,142 @@
+/*
+ * imap_store_private.h: what imap_store.c, imap_index.c and imap_mailbox.c
+ * share. Nothing outside src/imap/imap_{store,index,mailbox}.c includes it.
+ */
+#ifndef BULWARK_IMAP_STORE_PRIVATE_H
+#define BULWARK_IMAP_STORE_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "imap/imap_store.h"
+
+#define STORE_INDEX_NAME "bulwark-index.sqlite"
+#define STORE_UIDLIST_NAME "bulwark-uidlist"
+#define STORE_SUBSCRIPTIONS_NAME "subscriptions"
+
+/* An interned, NULL-terminated keyword set; lives as long as its store. */
+struct store_kwset {
+	struct store_kwset *next;
+	char *joined;            /* "a b c" (sorted, case preserved) */
+	char **words;            /* NULL-terminated */
+};
+
+/* One message as the store knows it (shared by all views). */
+struct store_entry {
+	struct imap_msg m;       /* flags without \Recent */
+	char *fname;             /* "cur/BASE:2,FS" or "new/BASE" */
+	size_t baselen;          /* length of BASE within fname + 4 */
+	bool recent;             /* not yet claimed by a read-write view */
+};
+
+/* One mailbox's shared state (loaded on first use, kept while the store lives). */
+struct store_mbox {
+	struct store_mbox *next;
+	struct imap_store *st;
+	char *name;              /* wire name ("INBOX", "a/b") */
+	char *dname;             /* on-disk name ("" for INBOX, ".a.b") */
+	char *path;              /* directory */
+	int64_t dbid;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	struct store_entry *e;   /* sorted by uid */
+	size_t n, cap;
+	struct timespec new_mtime, cur_mtime;
+	time_t scanned_at;
+	bool dirty;              /* rescan at the next check whatever the mtimes say */
+	bool deleted;            /* DELETEd or RENAMEd away under open views */
+	uint64_t gen;            /* bumped on every change */
+	const struct store_kwset *kw_used;
+	size_t uidlist_lines;    /* lines in the uidlist file, for compaction */
+};
+
+struct imap_index;
+
+struct imap_store {
+	struct imap_store *next;
+	unsigned refs;
+	char *root;              /* the Maildir (INBOX) */
+	char *address;
+	struct imap_index *ix;
+	struct store_mbox *mboxes;
+	struct store_kwset *kwsets;
+	char hostname[128];
+};
+
+/* imap_store.c */
+/* wire name -> on-disk name ("" for INBOX). 0 ok, -1 bad name. */
+int store_name_to_disk(const char *name, char *buf, size_t buflen);
+/* The loaded (and scanned) shared state of a mailbox; NULL with *err_r. */
+struct store_mbox *store_mbox_get(struct imap_store *st, const char *name,
+    enum imap_store_error *err_r);
+const struct store_kwset *store_kwset_intern(struct imap_store *st, const char *const *words);
+const struct store_kwset *store_kwset_from_joined(struct imap_store *st, const char *joined);
+/* Maildir unique base name. */
+void store_unique(struct imap_store *st, char *buf, size_t buflen);
+/* Bring sm up to date with the disk if its directories changed (or force). */
+int store_mbox_refresh(struct store_mbox *sm, bool force);
+/* Has the disk changed since the last scan? (2 stat calls) */
+bool store_mbox_disk_changed(struct store_mbox *sm);
+/* Index of uid in sm->e, or -1. */
+ssize_t store_mbox_find(const struct store_mbox *sm, uint32_t uid);
+/* Add a message file (already in place in cur/ or new/) with a fresh UID. */
+struct store_entry *store_mbox_add(struct store_mbox *sm, const char *fname, uint32_t flags,
+    const struct store_kwset *kw, int64_t internaldate, uint64_t size, bool recent);
+/* Record keywords in the mailbox's "ever used" set. */
+void store_mbox_note_keywords(struct store_mbox *sm, const struct store_kwset *kw);
+/* Flags -> the info letters of a Maildir name, merged with the letters of
+ * old_info we do not manage (P, lower-case Dovecot keywords). */
+void store_info_build(uint32_t flags, const char *old_info, char *buf, size_t buflen);
+uint32_t store_info_flags(const char *fname);
+/* Remove entry i (file already gone). */
+void store_mbox_remove(struct store_mbox *sm, size_t i);
+/* Read a whole message file, converted to CRLF. */
+char *store_read_crlf(const char *path, size_t *len_r, int64_t *mtime_r, int *errno_r);
+enum imap_store_error store_errno(int e);
+/* Append a line to the mailbox's uidlist file. */
+void store_uidlist_append(struct store_mbox *sm, uint32_t uid, const char *fname);
+
+/* imap_mailbox.c: parse msg (CRLF) and cache ENVELOPE/BODYSTRUCTURE/header. */
+void store_cache_fill(struct store_mbox *sm, uint32_t uid, const char *msg, size_t len);
+
+/* imap_index.c: the SQLite index of one account. */
+struct index_msg {
+	uint32_t uid;
+	const char *fname;
+	uint32_t flags;
+	const char *keywords;
+	uint64_t modseq;
+	int64_t internaldate;
+	uint64_t size;
+};
+struct imap_index *imap_index_open(const char *path, bool *created_r);
+void imap_index_free(struct imap_index **ixp);
+int imap_index_begin(struct imap_index *ix);
+int imap_index_commit(struct imap_index *ix);
+/* 1 found, 0 not, -1 error */
+int imap_index_mailbox_get(struct imap_index *ix, const char *dname, int64_t *id_r,
+    uint32_t *uidvalidity_r, uint32_t *uidnext_r, uint64_t *hms_r, char **keywords_r);
+int imap_index_mailbox_add(struct imap_index *ix, const char *dname, uint32_t uidvalidity,
+    uint32_t uidnext, int64_t *id_r);
+int imap_index_mailbox_update(struct imap_index *ix, int64_t id, uint32_t uidnext,
+    uint64_t hms, const char *keywords);
+int imap_index_mailbox_rename(struct imap_index *ix, const char *from, const char *to);
+int imap_index_mailbox_delete(struct imap_index *ix, int64_t id);
+int imap_index_msgs_load(struct imap_index *ix, int64_t id,
+    int (*cb)(void *ctx, const struct index_msg *m), void *ctx);
+int imap_index_msg_add(struct imap_index *ix, int64_t id, const struct index_msg *m);
+int imap_index_msg_update(struct imap_index *ix, int64_t id, const struct index_msg *m);
+int imap_index_msg_delete(struct imap_index *ix, int64_t id, uint32_t uid);
+enum index_cache { INDEX_ENVELOPE, INDEX_BODY, INDEX_BODYSTRUCTURE, INDEX_HEADER };
+/* 1 found (malloc'd *val_r), 0 not cached, -1 error */
+int imap_index_cache_get(struct imap_index *ix, int64_t id, uint32_t uid, enum index_cache what,
+    char **val_r, size_t *len_r);
+int imap_index_cache_put(struct imap_index *ix, int64_t id, uint32_t uid, const char *envelope,
+    const char *body, const char *bodystructure, const char *header, size_t hlen);
+int imap_index_cache_copy(struct imap_index *ix, int64_t src_id, uint32_t src_uid,
+    int64_t dst_id, uint32_t dst_uid);
+
+#endif
