@@ -100,7 +100,7 @@ namespace inbox {{
 
 passdb {{
   driver = static
-  args = password={password}
+  args = password={password_field}
 }}
 userdb {{
   driver = static
@@ -197,7 +197,11 @@ class DovecotError(AssertionError):
 class Dovecot:
     """One Dovecot master (dovecot -F) on its own config, run dir and port."""
 
-    def __init__(self, workdir=None, port=None, extra_config="", password=DEFAULT_PASSWORD):
+    def __init__(self, workdir=None, port=None, extra_config="", password=DEFAULT_PASSWORD,
+                 password_hash=None):
+        """password_hash: a libsodium argon2id string (crypto_pwhash_str, as
+        bulwark stores it): Dovecot then verifies logins against it with its
+        ARGON2ID scheme, at the same cost as bulwark (the benchmark)."""
         # Our own 0755 directory: dovenull/dovecot must reach base_dir, which
         # they could not under pytest's 0700 tmp.
         self.run = Path(tempfile.mkdtemp(prefix="bulwark-dovecot-"))
@@ -214,7 +218,9 @@ class Dovecot:
         self.uid, self.gid = mail_ids()
         self.config_path.write_text(CONFIG.format(run=self.run, host=HOST, port=self.port,
                                                   uid=self.uid, gid=self.gid,
-                                                  password=password)
+                                                  password_field=(
+                                                      "{ARGON2ID}" + password_hash if password_hash
+                                                      else password))
                                     + extra_config)
 
     name = "dovecot"

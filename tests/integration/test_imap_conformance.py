@@ -145,7 +145,7 @@ def test_same_messages_same_order(pair):
     b, o = pair
     want = len(NAMES)
     for c, who in ((b, "bulwark"), (o, "dovecot")):
-        r = c.cmd(f"FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        r = c.cmd("FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
         f = r.fetch()
         assert len(f) == want, f"{who}: {len(f)} messages, want {want}"
         for seq, name in enumerate(NAMES, 1):
