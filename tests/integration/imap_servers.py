@@ -113,11 +113,23 @@ class BulwarkServer:
     def fixup(self, user):
         pass
 
-    def restart(self):
+    def index_files(self, user):
+        """The store's cache (the SQLite index), not the UID list: what the
+        store must be able to lose and rebuild from the Maildir."""
+        root = self.maildir_root(user)
+        return [p for p in root.rglob("bulwark-index.sqlite*") if p.is_file()]
+
+    def stop(self):
         rc = self.d.stop()
         assert rc == 0, f"bulwarkd exited {rc} on SIGTERM\n{self.d.log_tail()}"
+
+    def start(self):
         self.d.start()
         wait_imap(self.port)
+
+    def restart(self):
+        self.stop()
+        self.start()
 
     def log_tail(self):
         return self.d.log_tail()
@@ -144,6 +156,16 @@ class DovecotServer:
 
     def fixup(self, user):
         self.dv.fix_owner(user)
+
+    def index_files(self, user):
+        """Dovecot's index and cache (~/index), not its UID list (~/control)."""
+        return [p for p in (self.dv.home(user) / "index").rglob("*") if p.is_file()]
+
+    def stop(self):
+        self.dv.stop()
+
+    def start(self):
+        self.dv.start()
 
     def restart(self):
         self.dv.restart()

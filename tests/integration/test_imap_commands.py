@@ -672,3 +672,44 @@ def test_restart_keeps_uids(srv, acct):
         assert u > uids[2], "a UID is never reused after a restart"
     finally:
         m.logout()
+
+
+def test_index_lost_or_stale(srv, acct):
+    """The index is a cache: with it deleted, and the Maildir changed behind
+    the server's back (one message removed, one delivered) while it was down,
+    the server rebuilds it: UIDVALIDITY and the surviving UIDs, flags and
+    keywords are unchanged (RFC 3501 2.3.1.1: a UID may only change with
+    UIDVALIDITY), the new message gets a higher UID."""
+    m = acct.imap()
+    uids = fill(m, "INBOX", 3)
+    select(m)
+    ok(m.store("1", "+FLAGS.SILENT", "(\\Flagged $Important)"))
+    ok(m.store("3", "+FLAGS.SILENT", "(\\Seen)"))
+    before = fetch(m, "1:*", "(UID FLAGS)")
+    env1 = fetch(m, "1", "(ENVELOPE)")[1][b"ENVELOPE"]
+    uidv = uid_validity(m)
+    m.logout()
+    srv.stop()
+    try:
+        files = srv.index_files(acct.user)
+        assert files, "no index files found to delete"
+        for p in files:
+            p.unlink()
+        second = next(p for p in acct.maildir().glob("*/*") if b"m1-" in p.read_bytes())
+        second.unlink()
+    finally:
+        srv.start()
+    acct.deliver(msg("late-" + H.token()).replace(b"\r\n", b"\n"))
+    m = acct.imap()
+    try:
+        assert select(m) == 3
+        assert uid_validity(m) == uidv, "UIDVALIDITY changed although the UIDs could be kept"
+        after = fetch(m, "1:*", "(UID FLAGS)")
+        assert [after[i][b"UID"] for i in (1, 2)] == [uids[0], uids[2]]
+        assert after[3][b"UID"] > uids[2]
+        fl = lambda f: sorted(bytes(x).decode() for x in f[b"FLAGS"] if bytes(x).lower() != b"\\recent")
+        assert fl(after[1]) == fl(before[1]) == ["$Important", "\\Flagged"], (after[1], before[1])
+        assert fl(after[2]) == fl(before[3]) == ["\\Seen"]
+        assert fetch(m, "1", "(ENVELOPE)")[1][b"ENVELOPE"] == env1
+    finally:
+        m.logout()
