@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev libyaml-dev
-libc-ares-dev libmicrohttpd-dev libcmocka-dev
+libc-ares-dev libmicrohttpd-dev libcmocka-dev libgmime-3.0-dev
 python3 python3-pytest python3-aiosmtpd python3-dnslib swaks libnet-ssleay-perl mutt tmux valgrind fail2ban python3-dkim opendkim-tools"
 
 # The IMAP tests (conformance, commands) and make bench compare bulwark with a

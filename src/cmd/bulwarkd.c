@@ -118,6 +118,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	metrics_set("bulwark_queue_messages", NULL, (double)queue_count(d->queue));
 	metrics_set("bulwark_lockdown", NULL, queue_lockdown(d->queue) ? 1 : 0);
 	metrics_set("bulwark_smtp_sessions", NULL, (double)smtp_server_sessions(d->smtp));
+	metrics_set("bulwark_imap_sessions", NULL, (double)imap_server_sessions(d->imap));
 }
 
 static void

@@ -8,6 +8,7 @@
  */
 #include <event2/buffer.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,7 @@ void
 imap_command_capability_list(struct imap_session *s, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE "
-	    "UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE");
+	    "UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE CONDSTORE");
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		if (s->kind == IMAP_LISTENER_IMAP && !s->tls)
 			evbuffer_add_printf(out, " STARTTLS");
@@ -97,6 +98,8 @@ mailbox_arg(struct imap_arg *a)
 		a->str[--a->len] = '\0';
 	return a->str;
 }
+
+static void uidset_write(struct evbuffer *out, const uint32_t *v, size_t n);
 
 static enum cmd_result
 store_error(struct cmd *c, enum imap_store_error err, bool trycreate)
@@ -164,10 +167,20 @@ cmd_id(struct imap_session *s, struct cmd *c)
 static enum cmd_result
 cmd_enable(struct imap_session *s, struct cmd *c)
 {
+	bool condstore = false;
+
 	if (c->nargs == 0)
 		return reply(c, CMD_BAD, "ENABLE needs arguments");
-	/* Nothing we advertise is ENABLEable yet (no CONDSTORE, no UTF8=ACCEPT). */
-	imap_session_printf(s, "* ENABLED\r\n");
+	for (size_t i = 0; i < c->nargs; i++) {
+		if (c->args[i].type != IMAP_ARG_ATOM)
+			return reply(c, CMD_BAD, "ENABLE takes capability names");
+		if (strcasecmp(c->args[i].str, "CONDSTORE") == 0)
+			condstore = true;   /* others are ignored (RFC 5161 3.1) */
+	}
+	/* RFC 5161: ENABLED lists only what this command newly enabled. */
+	imap_session_printf(s, "* ENABLED%s\r\n", condstore && !s->condstore ? " CONDSTORE" : "");
+	if (condstore)
+		s->condstore = true;
 	return reply(c, CMD_OK, "ENABLE completed");
 }
 
@@ -192,6 +205,7 @@ cmd_login(struct imap_session *s, struct cmd *c)
 	if (!imap_auth_allowed(s))
 		return reply(c, CMD_NO, "[PRIVACYREQUIRED] LOGIN is disabled before STARTTLS");
 	imap_auth_login(s, c->tag, c->args[0].str, c->args[0].len, c->args[1].str, c->args[1].len);
+	sodium_memzero(c->args[1].str, c->args[1].len);
 	return CMD_DONE;
 }
 
@@ -204,6 +218,8 @@ cmd_authenticate(struct imap_session *s, struct cmd *c)
 	if (!imap_auth_allowed(s))
 		return reply(c, CMD_NO, "[PRIVACYREQUIRED] AUTHENTICATE is disabled before STARTTLS");
 	imap_auth_authenticate(s, c->tag, c->args[0].str, c->nargs == 2 ? c->args[1].str : NULL);
+	if (c->nargs == 2)
+		sodium_memzero(c->args[1].str, c->args[1].len);
 	return CMD_DONE;
 }
 
@@ -219,8 +235,15 @@ cmd_select(struct imap_session *s, struct cmd *c)
 	uint32_t count, recent = 0, unseen = 0;
 	const char *const *kw;
 
-	if (c->nargs != 1 || (name = mailbox_arg(&c->args[0])) == NULL)
+	if (c->nargs < 1 || c->nargs > 2 || (name = mailbox_arg(&c->args[0])) == NULL)
 		return reply(c, CMD_BAD, "%s needs a mailbox name", c->name);
+	if (c->nargs == 2) {
+		/* RFC 7162 3.1.8: SELECT box (CONDSTORE) */
+		if (c->args[1].type != IMAP_ARG_LIST || c->args[1].n != 1 ||
+		    !imap_arg_atom_is(&c->args[1].list[0], "CONDSTORE"))
+			return reply(c, CMD_BAD, "Unknown SELECT parameter");
+		s->condstore = true;
+	}
 	if (s->mb != NULL) {
 		imap_session_unselect(s);
 		imap_session_enter_state(s, IMAP_STATE_AUTHENTICATED);
@@ -261,6 +284,9 @@ cmd_select(struct imap_session *s, struct cmd *c)
 	evbuffer_add_printf(out, "* OK [UIDVALIDITY %" PRIu32 "] UIDs valid\r\n"
 	    "* OK [UIDNEXT %" PRIu32 "] Predicted next UID\r\n",
 	    imap_mailbox_uidvalidity(s->mb), imap_mailbox_uidnext(s->mb));
+	/* RFC 7162 3.1.2.1: on every SELECT of a mailbox with mod-sequences */
+	evbuffer_add_printf(out, "* OK [HIGHESTMODSEQ %" PRIu64 "] Highest\r\n",
+	    imap_mailbox_highestmodseq(s->mb));
 	imap_session_enter_state(s, IMAP_STATE_SELECTED);
 	return reply(c, CMD_OK, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", c->name);
 }
@@ -391,6 +417,59 @@ list_attrs(struct evbuffer *out, unsigned attrs, bool lsub)
 	evbuffer_add(out, ")", 1);
 }
 
+/* Is name subscribed? */
+static bool
+lsub_subscribed(const struct imap_mailbox_info *list, size_t n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((list[i].attrs & IMAP_MBOX_SUBSCRIBED) && strlen(list[i].name) == len &&
+		    strncmp(list[i].name, name, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * RFC 3501 6.3.9: with '%', a level above a subscribed mailbox that matches
+ * the pattern but is not subscribed itself is returned with \Noselect.
+ */
+static void
+lsub_parents(struct evbuffer *out, const char *pat, const struct imap_mailbox_info *list, size_t n)
+{
+	char **seen = calloc(n + 1, sizeof(char *));
+	size_t nseen = 0;
+
+	if (seen == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = list[i].name;
+
+		if (!(list[i].attrs & IMAP_MBOX_SUBSCRIBED))
+			continue;
+		for (const char *sl = strchr(name, '/'); sl != NULL; sl = strchr(sl + 1, '/')) {
+			size_t len = (size_t)(sl - name);
+			char *parent = strndup(name, len);
+			bool dup = false;
+
+			if (parent == NULL)
+				break;
+			for (size_t k = 0; k < nseen && !dup; k++)
+				dup = strcmp(seen[k], parent) == 0;
+			if (dup || lsub_subscribed(list, n, name, len) || !list_match(pat, parent, false) ||
+			    nseen >= n) {
+				free(parent);
+				continue;
+			}
+			evbuffer_add_printf(out, "* LSUB (\\Noselect) \"/\" ");
+			imap_write_string(out, parent, len);
+			evbuffer_add_printf(out, "\r\n");
+			seen[nseen++] = parent;
+		}
+	}
+	for (size_t k = 0; k < nseen; k++)
+		free(seen[k]);
+	free(seen);
+}
+
 static enum cmd_result
 cmd_list(struct imap_session *s, struct cmd *c)
 {
@@ -429,6 +508,8 @@ cmd_list(struct imap_session *s, struct cmd *c)
 		imap_write_string(out, name, strlen(name));
 		evbuffer_add_printf(out, "\r\n");
 	}
+	if (lsub && strchr(full, '%') != NULL)
+		lsub_parents(out, full, list, n);
 	imap_store_infos_free(&list, n);
 	free(full);
 	return reply(c, CMD_OK, "%s completed", c->name);
@@ -628,15 +709,33 @@ cmd_store(struct imap_session *s, struct cmd *c)
 	enum imap_flag_op op = IMAP_FLAGS_SET;
 	enum imap_store_error err = IMAP_STORE_OK;
 	const char *what, *error;
-	uint32_t flags, *seqs = NULL;
+	uint32_t flags, *seqs = NULL, *modified = NULL;
 	char **kw = NULL;
-	bool silent;
-	size_t n = 0;
+	bool silent, conditional = false;
+	size_t n = 0, nmod = 0, a = 1;
+	uint64_t unchangedsince = 0;
 	struct imap_arg flagarg;
+	enum cmd_result r;
+	int sr;
 
-	if (c->nargs < 3 || c->args[0].type != IMAP_ARG_ATOM || c->args[1].type != IMAP_ARG_ATOM)
+	if (c->nargs >= 2 && c->args[1].type == IMAP_ARG_LIST) {
+		/* RFC 7162 3.1.3: STORE set (UNCHANGEDSINCE n) item flags */
+		const struct imap_arg *m = &c->args[1];
+		char *e;
+
+		if (m->n != 2 || !imap_arg_atom_is(&m->list[0], "UNCHANGEDSINCE") ||
+		    m->list[1].type != IMAP_ARG_ATOM || m->list[1].str[0] < '0' || m->list[1].str[0] > '9')
+			return reply(c, CMD_BAD, "Unknown STORE modifier");
+		unchangedsince = strtoull(m->list[1].str, &e, 10);
+		if (*e != '\0')
+			return reply(c, CMD_BAD, "Invalid UNCHANGEDSINCE");
+		conditional = true;
+		s->condstore = true;
+		a = 2;
+	}
+	if (c->nargs < a + 2 || c->args[0].type != IMAP_ARG_ATOM || c->args[a].type != IMAP_ARG_ATOM)
 		return reply(c, CMD_BAD, "STORE needs a set, an item and flags");
-	what = c->args[1].str;
+	what = c->args[a].str;
 	if (what[0] == '+' || what[0] == '-') {
 		op = what[0] == '+' ? IMAP_FLAGS_ADD : IMAP_FLAGS_REMOVE;
 		what++;
@@ -648,12 +747,11 @@ cmd_store(struct imap_session *s, struct cmd *c)
 	else
 		return reply(c, CMD_BAD, "Unknown STORE item");
 	/* "FLAGS (\Seen \Deleted)" or, as RFC 3501 9 allows, flags without parentheses */
-	if (c->nargs == 3) {
-		flagarg = c->args[2];
-	} else {
-		flagarg = (struct imap_arg){ .type = IMAP_ARG_LIST, .list = &c->args[2],
-		    .n = c->nargs - 2 };
-	}
+	if (c->nargs == a + 2)
+		flagarg = c->args[a + 1];
+	else
+		flagarg = (struct imap_arg){ .type = IMAP_ARG_LIST, .list = &c->args[a + 1],
+		    .n = c->nargs - a - 1 };
 	if (imap_flags_parse(&flagarg, &flags, &kw, &error) == -1)
 		return reply(c, CMD_BAD, "%s", error);
 	if (imap_seqset_parse(c->args[0].str, &set, &error) == -1) {
@@ -665,24 +763,55 @@ cmd_store(struct imap_session *s, struct cmd *c)
 		imap_keywords_free(&kw);
 		return reply(c, CMD_NO, "[READ-ONLY] Mailbox is read-only");
 	}
-	if (imap_session_seqs(s, &set, c->uid, &seqs, &n) == -1) {
-		imap_seqset_free(&set);
+	sr = imap_session_seqs(s, &set, c->uid, &seqs, &n);
+	imap_seqset_free(&set);
+	if (sr < 0) {
+		imap_keywords_free(&kw);
+		return sr == -2 ? reply(c, CMD_BAD, "Invalid sequence number") :
+		    reply(c, CMD_NO, "[SERVERBUG] Out of memory");
+	}
+	if (conditional && n > 0 && (modified = calloc(n, sizeof(*modified))) == NULL) {
+		free(seqs);
 		imap_keywords_free(&kw);
 		return reply(c, CMD_NO, "[SERVERBUG] Out of memory");
 	}
-	imap_seqset_free(&set);
+	r = CMD_OK;
 	for (size_t i = 0; i < n; i++) {
-		if (imap_mailbox_store(s->mb, seqs[i], op, flags, (const char *const *)kw, &err) == -1) {
-			free(seqs);
-			imap_keywords_free(&kw);
-			return store_error(c, err, false);
+		const struct imap_msg *m = imap_mailbox_msg(s->mb, seqs[i]);
+
+		if (conditional && m != NULL && m->modseq > unchangedsince) {
+			modified[nmod++] = c->uid ? m->uid : seqs[i];
+			continue;
 		}
-		if (!silent)
-			imap_fetch_flags_response(s, seqs[i], c->uid);
+		if (imap_mailbox_store(s->mb, seqs[i], op, flags, (const char *const *)kw, &err) == -1) {
+			r = store_error(c, err, false);
+			break;
+		}
+		if (!silent || s->condstore)
+			imap_fetch_store_response(s, seqs[i], c->uid, silent);
+	}
+	if (r == CMD_OK) {
+		if (nmod > 0) {
+			struct evbuffer *b = evbuffer_new();
+			size_t len;
+
+			if (b != NULL) {
+				uidset_write(b, modified, nmod);
+				len = evbuffer_get_length(b);
+				if (len > sizeof(c->text) - 64)
+					len = 0;   /* XXX: a huge MODIFIED set is not reported */
+				r = reply(c, CMD_OK, "[MODIFIED %.*s] Conditional STORE failed", (int)len,
+				    (const char *)evbuffer_pullup(b, -1));
+				evbuffer_free(b);
+			}
+		} else {
+			r = reply(c, CMD_OK, "%sSTORE completed", c->uid ? "UID " : "");
+		}
 	}
 	free(seqs);
+	free(modified);
 	imap_keywords_free(&kw);
-	return reply(c, CMD_OK, "%sSTORE completed", c->uid ? "UID " : "");
+	return r;
 }
 
 /* "1:3,7" from an ascending list of UIDs. */
@@ -729,6 +858,7 @@ cmd_copy(struct imap_session *s, struct cmd *c)
 	size_t n = 0;
 	struct evbuffer *out = imap_session_out(s), *code = NULL;
 	enum cmd_result r;
+	int sr;
 
 	if (c->nargs != 2 || c->args[0].type != IMAP_ARG_ATOM ||
 	    (dest = mailbox_arg(&c->args[1])) == NULL)
@@ -739,11 +869,11 @@ cmd_copy(struct imap_session *s, struct cmd *c)
 		imap_seqset_free(&set);
 		return reply(c, CMD_NO, "[READ-ONLY] Mailbox is read-only");
 	}
-	if (imap_session_seqs(s, &set, c->uid, &seqs, &n) == -1) {
-		imap_seqset_free(&set);
-		return reply(c, CMD_NO, "[SERVERBUG] Out of memory");
-	}
+	sr = imap_session_seqs(s, &set, c->uid, &seqs, &n);
 	imap_seqset_free(&set);
+	if (sr < 0)
+		return sr == -2 ? reply(c, CMD_BAD, "Invalid sequence number") :
+		    reply(c, CMD_NO, "[SERVERBUG] Out of memory");
 	if (n == 0) {
 		free(seqs);
 		return reply(c, CMD_OK, "No messages");
@@ -878,10 +1008,10 @@ imap_command_dispatch(struct imap_session *s, const char *tag, const char *name,
 		}
 	}
 	if (cmd == NULL || (c.uid && !(cmd->flags & CMD_UID))) {
-		char e[LOG_ESCAPE_MAX];
-
-		log_info("event=imap.unknown_command session=%s client=%s command=%s", s->id, s->ip,
-		    log_escape(e, sizeof(e), c.name, strlen(c.name)));
+		/* The name is not logged: a misframed literal can make a password
+		 * look like a command. */
+		log_info("event=imap.unknown_command session=%s client=%s length=%zu", s->id, s->ip,
+		    strlen(c.name));
 		imap_session_error(s, tag, "BAD Unknown command");
 		return;
 	}

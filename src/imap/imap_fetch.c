@@ -98,20 +98,34 @@ imap_session_seqs(struct imap_session *s, const struct imap_seqset *set0, bool u
 }
 
 void
-imap_fetch_flags_response(struct imap_session *s, uint32_t seq, bool with_uid)
+imap_fetch_store_response(struct imap_session *s, uint32_t seq, bool with_uid, bool silent)
 {
 	const struct imap_msg *m = imap_mailbox_msg(s->mb, seq);
 	struct evbuffer *out;
+	bool sp = false;
 
 	if (m == NULL || s->bev == NULL || s->closing)
 		return;
 	out = imap_session_out(s);
 	evbuffer_add_printf(out, "* %" PRIu32 " FETCH (", seq);
-	if (with_uid)
-		evbuffer_add_printf(out, "UID %" PRIu32 " ", m->uid);
-	evbuffer_add_printf(out, "FLAGS ");
-	imap_write_flags(out, m->flags, m->keywords);
+	if (with_uid) {
+		evbuffer_add_printf(out, "UID %" PRIu32, m->uid);
+		sp = true;
+	}
+	if (!silent) {
+		evbuffer_add_printf(out, "%sFLAGS ", sp ? " " : "");
+		imap_write_flags(out, m->flags, m->keywords);
+		sp = true;
+	}
+	if (s->condstore)
+		evbuffer_add_printf(out, "%sMODSEQ (%" PRIu64 ")", sp ? " " : "", m->modseq);
 	evbuffer_add_printf(out, ")\r\n");
+}
+
+void
+imap_fetch_flags_response(struct imap_session *s, uint32_t seq, bool with_uid)
+{
+	imap_fetch_store_response(s, seq, with_uid, false);
 }
 
 /* Append len bytes as a literal, cut to <offset.count> when partial. */
@@ -166,6 +180,8 @@ fetch_one(struct imap_session *s, struct imap_fetch_job *job, uint32_t seq, stru
 	}
 	if (flags_changed)
 		items |= IMAP_FETCH_FLAGS;
+	if (s->condstore && (items & IMAP_FETCH_FLAGS))
+		items |= IMAP_FETCH_MODSEQ;   /* RFC 7162 3.2 */
 	need_msg = (items & (IMAP_FETCH_RFC822 | IMAP_FETCH_RFC822_TEXT)) != 0;
 	need_hdr = (items & IMAP_FETCH_RFC822_HEADER) != 0;
 	for (size_t i = 0; i < sp->nsecs; i++) {
@@ -341,11 +357,27 @@ imap_fetch_start(struct imap_session *s, const char *tag, bool uid, const struct
 	struct imap_fetch_job *job;
 	struct imap_seqset set;
 	const char *error;
+	uint64_t changedsince = 0;
+	bool changed = false;
 	int r;
 
-	if (nargs != 2 || args[0].type != IMAP_ARG_ATOM) {
+	if (nargs < 2 || nargs > 3 || args[0].type != IMAP_ARG_ATOM) {
 		imap_session_error(s, tag, "BAD FETCH needs a set and attributes");
 		return;
+	}
+	if (nargs == 3) {
+		/* RFC 7162 3.1.4: FETCH set atts (CHANGEDSINCE n) */
+		const struct imap_arg *m = &args[2];
+		char *e = NULL;
+
+		if (m->type != IMAP_ARG_LIST || m->n != 2 || !imap_arg_atom_is(&m->list[0], "CHANGEDSINCE") ||
+		    m->list[1].type != IMAP_ARG_ATOM || m->list[1].str[0] < '0' ||
+		    m->list[1].str[0] > '9' || (changedsince = strtoull(m->list[1].str, &e, 10), *e != '\0')) {
+			imap_session_error(s, tag, "BAD Unknown FETCH modifier");
+			return;
+		}
+		s->condstore = true;
+		changed = true;
 	}
 	if (imap_seqset_parse(args[0].str, &set, &error) == -1) {
 		imap_session_error(s, tag, "BAD %s", error);
@@ -366,8 +398,23 @@ imap_fetch_start(struct imap_session *s, const char *tag, bool uid, const struct
 	}
 	if (uid)
 		job->spec.items |= IMAP_FETCH_UID;
+	if (changed)
+		job->spec.items |= IMAP_FETCH_MODSEQ;
+	if (job->spec.items & IMAP_FETCH_MODSEQ)
+		s->condstore = true;
 	r = imap_session_seqs(s, &set, uid, &job->seqs, &job->n);
 	imap_seqset_free(&set);
+	if (r == 0 && changed) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < job->n; i++) {
+			const struct imap_msg *m = imap_mailbox_msg(s->mb, job->seqs[i]);
+
+			if (m != NULL && m->modseq > changedsince)
+				job->seqs[k++] = job->seqs[i];
+		}
+		job->n = k;
+	}
 	if (r < 0) {
 		imap_fetch_free(&job);
 		if (r == -2)

@@ -671,8 +671,9 @@ imap_mailbox_copy(struct imap_mailbox *mb, const uint32_t *seqs, size_t n, const
 	return 0;
 }
 
-char *
-imap_mailbox_read(struct imap_mailbox *mb, uint32_t seq, size_t *len_r,
+/* The message (CRLF); served: NUL as 0x80 too. */
+static char *
+read_msg(struct imap_mailbox *mb, uint32_t seq, bool served, size_t *len_r,
     enum imap_store_error *err_r)
 {
 	for (int tries = 0; tries < 2; tries++) {
@@ -686,7 +687,7 @@ imap_mailbox_read(struct imap_mailbox *mb, uint32_t seq, size_t *len_r,
 			set_err(err_r, IMAP_STORE_ERR_IO);
 			return NULL;
 		}
-		data = store_read_crlf(path, len_r, NULL, &e_no);
+		data = store_read_crlf(path, served, len_r, NULL, &e_no);
 		if (data != NULL) {
 			set_err(err_r, IMAP_STORE_OK);
 			return data;
@@ -702,6 +703,13 @@ imap_mailbox_read(struct imap_mailbox *mb, uint32_t seq, size_t *len_r,
 	}
 	set_err(err_r, IMAP_STORE_ERR_NONEXISTENT);
 	return NULL;
+}
+
+char *
+imap_mailbox_read(struct imap_mailbox *mb, uint32_t seq, size_t *len_r,
+    enum imap_store_error *err_r)
+{
+	return read_msg(mb, seq, true, len_r, err_r);
 }
 
 /* The length of the header block of msg, the empty line included. */
@@ -749,7 +757,18 @@ cache_fill(struct imap_index *ix, int64_t dbid, uint32_t uid, const char *msg, s
 		goto done;
 	if (imap_mime_bodystructure(m, true, b) == -1 || (bs = buf_str(b)) == NULL)
 		goto done;
-	ret = imap_index_cache_put(ix, dbid, uid, env, body, bs, msg, header_len(msg, len));
+	{
+		/* the header block as served: NUL as 0x80 */
+		size_t hl = header_len(msg, len);
+		char *hdr = malloc(hl + 1);
+
+		if (hdr == NULL)
+			goto done;
+		for (size_t i = 0; i < hl; i++)
+			hdr[i] = msg[i] == '\0' ? (char)0x80 : msg[i];
+		ret = imap_index_cache_put(ix, dbid, uid, env, body, bs, hdr, hl);
+		free(hdr);
+	}
 done:
 	free(env);
 	free(body);
@@ -775,7 +794,7 @@ cached(struct imap_mailbox *mb, uint32_t seq, enum index_cache what, size_t *len
 	uid = e->m.uid;
 	rc = imap_index_cache_get(mb->st->ix, mb->sm->dbid, uid, what, &val, &len);
 	if (rc == 0) {
-		if ((msg = imap_mailbox_read(mb, seq, &mlen, err_r)) == NULL)
+		if ((msg = read_msg(mb, seq, false, &mlen, err_r)) == NULL)
 			return NULL;
 		if (cache_fill(mb->st->ix, mb->sm->dbid, uid, msg, mlen) == -1) {
 			free(msg);

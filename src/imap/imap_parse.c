@@ -150,9 +150,12 @@ tok_finish(struct imap_parser *p, enum imap_arg_type type)
 
 	if (a == NULL || (a->str = malloc(p->toklen + 1)) == NULL)
 		return -1;
-	memcpy(a->str, p->tok, p->toklen);
+	if (p->toklen > 0)
+		memcpy(a->str, p->tok, p->toklen);
 	a->str[p->toklen] = '\0';
 	a->len = p->toklen;
+	if (p->toklen > 0)
+		memset(p->tok, 0, p->toklen);   /* it may have been a password */
 	p->toklen = 0;
 	return 0;
 }
@@ -252,12 +255,10 @@ parse_fail(struct imap_parser *p, enum imap_parse_error e, const char *msg, bool
 static int
 parser_eol(struct imap_parser *p, const char **error_r)
 {
-	if (p->state == PS_TAG || p->state == PS_NAME) {
-		if (p->taglen == 0 && p->state == PS_TAG)
-			return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Empty command line", true, error_r);
-		if (p->namelen == 0)
-			return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Missing command", true, error_r);
-	}
+	if (p->taglen == 0)
+		return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Empty command line", true, error_r);
+	if (p->namelen == 0)
+		return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Missing command", true, error_r);
 	if (p->depth > 0)
 		return parse_fail(p, IMAP_PARSE_ERR_SYNTAX, "Unbalanced parentheses", true, error_r);
 	p->done = true;
@@ -1396,6 +1397,17 @@ search_key(struct search_ctx *c, struct imap_search_node *out)
 	}
 	if (strcasecmp(w, "MODSEQ") == 0) {
 		out->key = IMAP_SK_MODSEQ;
+		/* RFC 7162 3.1.5: MODSEQ ["/flags/\\seen" priv|shared|all] n; the
+		 * per-flag entries are not kept apart, so the entry is accepted and
+		 * the message's mod-sequence used. */
+		if (c->i + 1 < c->n && c->args[c->i].type != IMAP_ARG_ATOM) {
+			if (!imap_arg_is_string(&c->args[c->i]) || c->args[c->i + 1].type != IMAP_ARG_ATOM ||
+			    (strcasecmp(c->args[c->i + 1].str, "priv") != 0 &&
+			    strcasecmp(c->args[c->i + 1].str, "shared") != 0 &&
+			    strcasecmp(c->args[c->i + 1].str, "all") != 0))
+				return -1;
+			c->i += 2;
+		}
 		return search_number(c, &out->num);
 	}
 	if (strcasecmp(w, "NOT") == 0) {

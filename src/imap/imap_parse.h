@@ -85,8 +85,9 @@ void imap_parser_clear(struct imap_parser *p);
  * Feed len bytes. Returns:
  *   1: a command is complete: p->tag, p->name, p->root.list[0..n) valid until
  *      the next call; *consumed_r says how much of data it used.
- *   0: need more; all of data consumed. *continue_r true when a synchronizing
- *      literal was announced and accepted: send "+ " now.
+ *   0: need more; all of data consumed, unless *continue_r is true: a
+ *      synchronizing literal was announced and accepted, send "+ " now and
+ *      feed the rest (*consumed_r bytes were used).
  *  -1: a bad command: p->error, *error_r (text for the reply), p->tag the
  *      tag if one was read ("" if not), p->fatal when the connection must be
  *      closed (a LITERAL+ too big). The parser skips the rest of the line

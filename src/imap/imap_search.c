@@ -156,6 +156,18 @@ search_match(struct search_msg *sm, const struct imap_search_node *n)
 	return false;
 }
 
+/* Does the tree use MODSEQ (RFC 7162 3.1.5: the reply then says the highest)? */
+static bool
+search_has_modseq(const struct imap_search_node *n)
+{
+	if (n->key == IMAP_SK_MODSEQ)
+		return true;
+	for (size_t i = 0; i < n->nkids; i++)
+		if (search_has_modseq(&n->kids[i]))
+			return true;
+	return false;
+}
+
 /* Resolve '*' in every set of the tree. */
 static void
 search_normalize(struct imap_search_node *n, uint32_t count, uint32_t maxuid)
@@ -178,7 +190,8 @@ imap_search_command(struct imap_session *s, const char *tag, bool uid, const str
 	bool badcharset;
 	uint32_t count = imap_mailbox_count(s->mb), maxuid = 0, *found = NULL;
 	size_t nfound = 0;
-	bool failed = false;
+	bool failed = false, modseq;
+	uint64_t maxmodseq = 0;
 
 	if (args != NULL && nargs >= 1 && imap_arg_atom_is(&args[0], "RETURN")) {
 		imap_session_error(s, tag, "BAD SEARCH RETURN is not supported");
@@ -194,6 +207,8 @@ imap_search_command(struct imap_session *s, const char *tag, bool uid, const str
 	if (count > 0)
 		maxuid = imap_mailbox_msg(s->mb, count)->uid;
 	search_normalize(&root, count, maxuid);
+	if ((modseq = search_has_modseq(&root)))
+		s->condstore = true;
 	if (count > 0 && (found = calloc(count, sizeof(*found))) == NULL) {
 		imap_search_node_free(&root);
 		imap_session_tagged(s, tag, "NO [SERVERBUG] Out of memory");
@@ -210,12 +225,16 @@ imap_search_command(struct imap_session *s, const char *tag, bool uid, const str
 		failed |= sm.failed;
 		if (hit) {
 			found[nfound++] = sm.m->uid;
+			if (sm.m->modseq > maxmodseq)
+				maxmodseq = sm.m->modseq;
 			evbuffer_add_printf(out, " %" PRIu32, uid ? sm.m->uid : seq);
 		}
 		imap_mime_free(&sm.hdr);
 		imap_mime_free(&sm.full);
 		free(sm.raw);
 	}
+	if (modseq && nfound > 0)
+		evbuffer_add_printf(out, " (MODSEQ %" PRIu64 ")", maxmodseq);
 	evbuffer_add_printf(out, "\r\n");
 	imap_search_node_free(&root);
 	free(s->saved);

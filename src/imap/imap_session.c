@@ -531,10 +531,9 @@ static void
 imap_session_parse_error(struct imap_session *s, const char *err)
 {
 	struct imap_parser *p = &s->parser;
-	char e[LOG_ESCAPE_MAX];
-
-	log_info("event=imap.bad_command session=%s client=%s tag=%s reason=\"%s\"", s->id, s->ip,
-	    log_escape(e, sizeof(e), p->tag, strlen(p->tag)), err);
+	/* No client text in this line: after a misframed literal the "tag"
+	 * may well be a password. */
+	log_info("event=imap.bad_command session=%s client=%s reason=\"%s\"", s->id, s->ip, err);
 	switch (p->error) {
 	case IMAP_PARSE_ERR_LITERAL_TOO_BIG:
 		imap_session_error(s, p->tag, "NO [TOOBIG] %s", err);

@@ -167,8 +167,11 @@ void imap_fetch_free(struct imap_fetch_job **job);
 /* The seqs (ascending) of set in the selected mailbox; n_r 0 with NULL is fine. */
 int imap_session_seqs(struct imap_session *s, const struct imap_seqset *set, bool uid,
     uint32_t **seqs_r, size_t *n_r);
-/* One FETCH response of only FLAGS (and UID), for STORE and unsolicited updates. */
+/* One FETCH response of only FLAGS (and UID, MODSEQ once CONDSTORE is on),
+ * for unsolicited updates. */
 void imap_fetch_flags_response(struct imap_session *s, uint32_t seq, bool with_uid);
+/* The same after STORE; silent: only UID and MODSEQ (RFC 7162 3.1.3). */
+void imap_fetch_store_response(struct imap_session *s, uint32_t seq, bool with_uid, bool silent);
 
 /* ---- imap_search.c ---- */
 void imap_search_command(struct imap_session *s, const char *tag, bool uid,

@@ -351,7 +351,7 @@ store_unique(struct imap_store *st, char *buf, size_t buflen)
 /* --- reading messages -------------------------------------------------- */
 
 char *
-store_read_crlf(const char *path, size_t *len_r, int64_t *mtime_r, int *errno_r)
+store_read_crlf(const char *path, bool served, size_t *len_r, int64_t *mtime_r, int *errno_r)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
@@ -393,7 +393,7 @@ store_read_crlf(const char *path, size_t *len_r, int64_t *mtime_r, int *errno_r)
 	for (size_t i = 0; i < got; i++) {
 		if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r'))
 			out[o++] = '\r';
-		out[o++] = raw[i];
+		out[o++] = served && raw[i] == '\0' ? (char)0x80 : raw[i];
 	}
 	out[o] = '\0';
 	*len_r = o;
@@ -800,7 +800,7 @@ scan_new_file(struct store_mbox *sm, const char *fname, const struct uidlist *ul
 
 	if (fs_path(path, sizeof(path), "%s/%s", sm->path, fname) == -1)
 		return;
-	data = store_read_crlf(path, &len, &mtime, &e);
+	data = store_read_crlf(path, false, &len, &mtime, &e);
 	if (data == NULL)
 		return;  /* gone already, or unreadable: the next scan sees */
 	snprintf(base, sizeof(base), "%.*s", (int)base_len(fname + 4), fname + 4);
@@ -1159,6 +1159,8 @@ imap_store_open(const char *data_dir, const char *address, enum imap_store_error
 			if (imap_store_create(st, special_use[i].name, &e) == -1 &&
 			    e != IMAP_STORE_ERR_EXISTS)
 				log_warnx("imap store: %s: cannot create %s", address, special_use[i].name);
+			/* subscribed, so clients that list LSUB only show them */
+			(void)imap_store_subscribe(st, special_use[i].name, true, &e);
 		}
 	}
 	st->next = registry;
@@ -1594,11 +1596,12 @@ imap_store_rename(struct imap_store *st, const char *from, const char *to,
 		set_err(err_r, IMAP_STORE_ERR_BADNAME);  /* onto itself or inside itself */
 		return -1;
 	}
-	if (mbox_path(st, fd, path, sizeof(path)) == -1 || !mbox_exists(path)) {
+	if (mbox_path(st, fd, path, sizeof(path)) == -1) {
 		set_err(err_r, IMAP_STORE_ERR_NONEXISTENT);
 		return -1;
 	}
-	/* the mailbox and its children: ".a" and ".a.*" */
+	/* the mailbox and its children: ".a" and ".a.*" (an implied \Noselect
+	 * parent has only children: they move all the same, RFC 3501 6.3.5) */
 	if ((d = opendir(st->root)) == NULL) {
 		set_err(err_r, store_errno(errno));
 		return -1;
@@ -1607,6 +1610,9 @@ imap_store_rename(struct imap_store *st, const char *from, const char *to,
 		char **nm;
 
 		if (strncmp(de->d_name, fd, fl) != 0 || (de->d_name[fl] != '\0' && de->d_name[fl] != '.'))
+			continue;
+		if (fs_path(tpath, sizeof(tpath), "%s/%s", st->root, de->d_name) == -1 ||
+		    !mbox_exists(tpath))
 			continue;
 		if ((nm = realloc(moves, (nmoves + 1) * sizeof(*nm))) == NULL ||
 		    (nm[nmoves] = strdup(de->d_name)) == NULL) {
@@ -1620,6 +1626,10 @@ imap_store_rename(struct imap_store *st, const char *from, const char *to,
 		nmoves++;
 	}
 	closedir(d);
+	if (nmoves == 0) {
+		set_err(err_r, IMAP_STORE_ERR_NONEXISTENT);
+		goto done;
+	}
 	for (size_t i = 0; i < nmoves; i++) {
 		struct stat sb;
 

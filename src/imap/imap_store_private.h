@@ -93,8 +93,10 @@ void store_info_build(uint32_t flags, const char *old_info, char *buf, size_t bu
 uint32_t store_info_flags(const char *fname);
 /* Remove entry i (file already gone). */
 void store_mbox_remove(struct store_mbox *sm, size_t i);
-/* Read a whole message file, converted to CRLF. */
-char *store_read_crlf(const char *path, size_t *len_r, int64_t *mtime_r, int *errno_r);
+/* Read a whole message file, converted to CRLF; served: NUL bytes become
+ * 0x80 as well (they cannot travel in an IMAP literal; Dovecot does it). */
+char *store_read_crlf(const char *path, bool served, size_t *len_r, int64_t *mtime_r,
+    int *errno_r);
 enum imap_store_error store_errno(int e);
 /* Append a line to the mailbox's uidlist file. */
 void store_uidlist_append(struct store_mbox *sm, uint32_t uid, const char *fname);

@@ -678,6 +678,8 @@ static const struct {
 	  "Messages in the queue now.", true },
 	{ "bulwark_smtp_sessions", "gauge",
 	  "SMTP sessions open now.", true },
+	{ "bulwark_imap_sessions", "gauge",
+	  "IMAP sessions open now.", true },
 	{ "bulwark_lockdown", "gauge",
 	  "1 while the admin's emergency stop (bulwarkctl lockdown on) holds all outbound mail.", true },
 };

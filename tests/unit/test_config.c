@@ -95,6 +95,7 @@ config_equal(const struct config *a, const struct config *b)
 	assert_memory_equal(&a->queue_monitor, &b->queue_monitor,
 	    sizeof(a->queue_monitor));
 	assert_memory_equal(&a->smtp, &b->smtp, sizeof(a->smtp));
+	assert_memory_equal(&a->imap, &b->imap, sizeof(a->imap));
 }
 
 /* Write len bytes to a fresh temporary file; returns its malloc'd path. */
@@ -253,6 +254,15 @@ assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->smtp.greet_pause_ms, 1000);
 	assert_int_equal(cfg->smtp.bare_lf, CONFIG_BARE_LF_NORMALIZE);
 	assert_int_equal(cfg->smtp.shutdown_timeout, 10);
+	assert_int_equal(cfg->imap.max_line_length, 65536);
+	assert_int_equal(cfg->imap.max_literal_size, 1048576);
+	assert_int_equal(cfg->imap.max_message_size, 67108864);
+	assert_int_equal(cfg->imap.max_errors, 10);
+	assert_int_equal(cfg->imap.idle_timeout, 1800);
+	assert_int_equal(cfg->imap.login_timeout, 60);
+	assert_int_equal(cfg->imap.max_connections_per_ip, 50);
+	assert_int_equal(cfg->imap.max_connections, 5000);
+	assert_int_equal(cfg->imap.max_sessions_per_account, 50);
 	assert_true(cfg->security_policy.require_email_confirmation);
 	assert_int_equal(cfg->security_policy.max_failed_login_attempts, 3);
 	assert_int_equal(cfg->security_policy.account_lockout_duration_minutes, 60);

@@ -152,6 +152,7 @@ test_defaults_and_hierarchy(void **state)
 	assert_true(attrs_of(st, "Junk", &found) & IMAP_MBOX_JUNK);
 	assert_true(attrs_of(st, "Drafts", &found) & IMAP_MBOX_DRAFTS);
 	assert_true(attrs_of(st, "Archive", &found) & IMAP_MBOX_ARCHIVE);
+	assert_true(attrs_of(st, "Trash", &found) & IMAP_MBOX_SUBSCRIBED);
 
 	/* create: Maildir++ ".a.b", the maildirfolder marker, "/" on the wire */
 	assert_int_equal(imap_store_create(st, "Work/Projects", &err), 0);
@@ -193,6 +194,13 @@ test_defaults_and_hierarchy(void **state)
 	assert_int_equal(imap_store_rename(st, "Job", "Sent", &err), -1);
 	assert_int_equal(err, IMAP_STORE_ERR_EXISTS);
 	assert_int_equal(imap_store_rename(st, "Job", "Job/Sub", &err), -1);
+	/* an implied parent (\Noselect) renames its children */
+	assert_int_equal(imap_store_create(st, "Old/Sub", &err), 0);
+	assert_int_equal(imap_store_rename(st, "Old", "New", &err), 0);
+	assert_true(listed(st, "New/Sub"));
+	assert_false(listed(st, "Old/Sub"));
+	assert_int_equal(imap_store_rename(st, "Old", "Newer", &err), -1);
+	assert_int_equal(err, IMAP_STORE_ERR_NONEXISTENT);
 
 	/* delete: the mailbox only (Maildir++ is flat), never INBOX */
 	assert_int_equal(imap_store_delete(st, "Job", &err), 0);
@@ -558,9 +566,9 @@ test_append_odd_bytes(void **state)
 	struct imap_store *st = open_store(f);
 	struct imap_mailbox *mb;
 	enum imap_store_error err;
-	/* bare LF, bare CR, NUL, no final newline */
+	/* bare LF, bare CR, NUL (served as 0x80, as Dovecot), no final newline */
 	static const char odd[] = "Subject: x\r\n\r\na\nb\rc\0d\r\nend";
-	static const char served[] = "Subject: x\r\n\r\na\r\nb\rc\0d\r\nend";
+	static const char served[] = "Subject: x\r\n\r\na\r\nb\rc\x80" "d\r\nend";
 	uint32_t uv, uid;
 	size_t len;
 	char *data;

@@ -1,0 +1,554 @@
+"""
+test_imap_session.py: the IMAP protocol side (issue 5) against the real
+daemon, with Debian's imaplib and a raw socket client that shows every byte.
+
+- listen.imap: CAPABILITY before and after STARTTLS; LOGINDISABLED and no
+  AUTH=PLAIN before TLS for strangers (127.0.0.9), LOGIN refused there with
+  [PRIVACYREQUIRED]; mynetworks (127.0.0.1) may log in without TLS.
+- listen.imaps (implicit TLS): LOGIN, SELECT, FETCH of a message delivered
+  through SMTP, byte-exact.
+- LOGIN and AUTHENTICATE PLAIN (with and without SASL-IR) succeed; an
+  unconfirmed account and a locked one are refused with the generic
+  "NO [AUTHENTICATIONFAILED] Authentication failed." and the precise reason
+  in the log; a suspended account may still read its mail.
+- Lockout and bans work over IMAP as over SMTP, and SMTP + IMAP failures
+  count together (for the account lockout and for the IP's strikes); a
+  banned IP is dropped at accept on both IMAP listeners.
+- Every failure writes a line that fail2ban's stock `dovecot` filter matches
+  (checked with fail2ban-regex) and counts in /metrics with protocol="imap".
+- IDLE sees a message delivered through SMTP within a few seconds.
+- Bad input, each answered without a crash, and the server still serves a new
+  client afterwards: an unterminated literal (client vanishes mid-literal), a
+  huge synchronizing literal announcement ({99999999999}: NO [TOOBIG], no
+  "+"), a huge LITERAL+ announcement (BYE and close), an unknown command, garbage
+  after the tag (control bytes), non-UTF-8 in a quoted string and 8-bit bytes
+  in an atom, an unbalanced parenthesis, a line over imap.max_line_length, a
+  command in the wrong state, and too many errors (BYE and close).
+"""
+
+import base64
+import imaplib
+import re
+import socket
+import ssl
+import time
+
+import pytest
+
+import bulwark_helpers as H
+
+AUTH_FAILED = "[AUTHENTICATIONFAILED] Authentication failed."
+NO_BANS = {"intrusion_prevention": {"maxretry": 1000, "maxretry_authenticated": 1000}}
+
+
+def ctx():
+    return H.unverified_context()
+
+
+class IMAP(imaplib.IMAP4):
+    """imaplib on listen.imap, from a chosen source address."""
+
+    def __init__(self, port, source=H.UNTRUSTED, timeout=15):
+        self._source = source
+        super().__init__(H.SERVER_IP, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self._source, 0))
+
+
+class IMAPS(imaplib.IMAP4_SSL):
+    """imaplib on listen.imaps (implicit TLS), from a chosen source address."""
+
+    def __init__(self, port, source=H.UNTRUSTED, timeout=15):
+        self._source = source
+        super().__init__(H.SERVER_IP, port, ssl_context=ctx(), timeout=timeout)
+
+    def _create_socket(self, timeout):
+        s = socket.create_connection((self.host, self.port), timeout,
+                                     source_address=(self._source, 0))
+        return self.ssl_context.wrap_socket(s, server_hostname=self.host)
+
+
+class Raw:
+    """A byte-exact IMAP client on a plain socket (optionally implicit TLS)."""
+
+    def __init__(self, port, source=H.UNTRUSTED, tls=False, timeout=10.0):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.bind((source, 0))
+        s.connect((H.SERVER_IP, port))
+        if tls:
+            s = ctx().wrap_socket(s)
+        self.sock = s
+        self.buf = b""
+        self.greeting = self.line()
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def line(self, timeout=None):
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"closed; buffered {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def until_tagged(self, tag, timeout=None):
+        """Lines up to and including the one tagged tag."""
+        out = []
+        while True:
+            line = self.line(timeout)
+            out.append(line)
+            if line.startswith(tag + " "):
+                return out
+
+    def cmd(self, tag, text, timeout=None):
+        self.send(f"{tag} {text}\r\n")
+        return self.until_tagged(tag, timeout)
+
+    def closed(self, timeout=5.0):
+        """True when the server closes the connection (after what it sends)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def imap_dropped_at_accept(port, source, tls=False):
+    return H.dropped_at_accept(port, source)
+
+
+def deliver(d, to="alice@example.test", subject="hello", body=None):
+    tok = H.token()
+    body = body or f"body {tok}\r\n"
+    raw = (f"From: Sender <sender@remote.example>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
+           f"Message-ID: <{tok}@remote.example>\r\n\r\n{body}").encode()
+    c = H.session(d.smtp_port, source=H.TRUSTED)
+    c.start_transaction(rcpts=(to,))
+    c.data(raw)
+    c.quit()
+    d.wait_for(to, tok)
+    return tok, raw
+
+
+def login_ok(m, user, password=H.PASSWORD):
+    typ, data = m.login(user, password)
+    assert typ == "OK", data
+    return data
+
+
+def login_refused(d, user, password, source=H.UNTRUSTED, implicit=True):
+    m = IMAPS(d.imaps_port, source=source) if implicit else IMAP(d.imap_port, source=H.TRUSTED)
+    try:
+        with pytest.raises(imaplib.IMAP4.error) as e:
+            m.login(user, password)
+        assert AUTH_FAILED in str(e.value), str(e.value)
+    finally:
+        try:
+            m.logout()
+        except Exception:
+            pass
+
+
+@pytest.fixture(scope="module")
+def im(module_bulwark):
+    return module_bulwark(overrides=NO_BANS, name="imap")
+
+
+# ---------------------------------------------------------------- capabilities, TLS
+
+
+def test_capability_before_and_after_starttls(im):
+    m = IMAP(im.imap_port, source=H.UNTRUSTED)
+    caps = set(m.capabilities)
+    assert {"IMAP4REV1", "STARTTLS", "LOGINDISABLED", "IDLE", "UIDPLUS", "MOVE", "LITERAL+",
+            "SASL-IR", "ENABLE", "ID", "NAMESPACE", "SPECIAL-USE", "UNSELECT",
+            "CHILDREN"} <= caps, caps
+    assert "AUTH=PLAIN" not in caps
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login("alice@example.test", H.PASSWORD)
+    assert "PRIVACYREQUIRED" in str(e.value)
+    typ, _ = m.starttls(ssl_context=ctx())
+    assert typ == "OK"
+    caps = set(m.capabilities)
+    assert "AUTH=PLAIN" in caps and "STARTTLS" not in caps and "LOGINDISABLED" not in caps, caps
+    login_ok(m, "alice@example.test")
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+
+
+def test_no_authenticate_before_tls_for_strangers(im):
+    c = Raw(im.imap_port, source=H.UNTRUSTED)
+    r = c.cmd("a", "AUTHENTICATE PLAIN " + H.b64("\0alice@example.test\0" + H.PASSWORD))
+    assert r[-1].startswith("a NO [PRIVACYREQUIRED]"), r
+    c.close()
+
+
+def test_mynetworks_may_login_without_tls(im):
+    m = IMAP(im.imap_port, source=H.TRUSTED)
+    assert "AUTH=PLAIN" in m.capabilities and "LOGINDISABLED" not in m.capabilities
+    login_ok(m, "bob@example.test")
+    m.logout()
+
+
+def test_starttls_refuses_pipelined_commands(im):
+    c = Raw(im.imap_port, source=H.UNTRUSTED)
+    c.send("a STARTTLS\r\nb LOGIN alice@example.test x\r\n")
+    # whether the OK arrives or not, the injected command is never run
+    assert c.closed(), "pipelined input after STARTTLS must not be kept"
+    c.close()
+
+
+def test_imaps_login_select_fetch_byte_exact(im):
+    tok, raw = deliver(im, "carol@example.org", subject="imaps fetch")
+    m = IMAPS(im.imaps_port)
+    login_ok(m, "carol@example.org")
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and int(data[0]) >= 1
+    typ, data = m.search(None, "ALL")
+    last = data[0].split()[-1]
+    typ, data = m.fetch(last, "(UID FLAGS RFC822.SIZE BODY.PEEK[])")
+    assert typ == "OK"
+    body = data[0][1]
+    assert body.endswith(raw), body[-200:]
+    size = int(re.search(rb"RFC822.SIZE (\d+)", data[0][0]).group(1))
+    assert size == len(body)
+    # PEEK does not set \Seen; BODY[] does (RFC 3501 6.4.5)
+    assert b"\\Seen" not in m.fetch(last, "FLAGS")[1][0]
+    typ, data = m.fetch(last, "(BODY[TEXT])")
+    assert b"\\Seen" in m.fetch(last, "FLAGS")[1][0]
+    m.logout()
+
+
+# ---------------------------------------------------------------- logins
+
+
+def test_login_and_authenticate_plain(im):
+    m = IMAPS(im.imaps_port)
+    typ, data = m.authenticate("PLAIN", lambda _: b"\0alice@example.test\0" + H.PASSWORD.encode())
+    assert typ == "OK", data
+    m.logout()
+    # SASL-IR (RFC 4959): the response on the command line
+    c = Raw(im.imaps_port, tls=True)
+    r = c.cmd("a", "AUTHENTICATE PLAIN " + H.b64("\0bob@example.test\0" + H.PASSWORD), timeout=30)
+    assert r[-1].startswith("a OK"), r
+    r = c.cmd("b", "LOGOUT")
+    assert r[0].startswith("* BYE"), r
+    c.close()
+
+
+def test_authenticate_abort_and_garbage(im):
+    c = Raw(im.imaps_port, tls=True)
+    c.send("a AUTHENTICATE PLAIN\r\n")
+    assert c.line().startswith("+")
+    c.send("*\r\n")
+    assert c.line().startswith("a BAD"), "SASL abort"
+    c.send("b AUTHENTICATE PLAIN\r\n")
+    assert c.line().startswith("+")
+    c.send("%%%not-base64%%%\r\n")
+    assert c.line().startswith("b BAD")
+    c.close()
+
+
+def test_wrong_password_generic_reply_precise_log(im):
+    user = H.unique_user(im, "wp")
+    mark = H.log_mark(im)
+    login_refused(im, user, "Wrong-Guess-1-abc")
+    login_refused(im, "nosuch@example.test", "Wrong-Guess-2-abc")
+    H.wait_log(im, "event=auth.failure", "protocol=imap", f"account={user}", "reason=bad_password",
+               since=mark)
+    H.wait_log(im, "event=auth.failure", "protocol=imap", "account=nosuch@example.test",
+               "reason=unknown_user", since=mark)
+
+
+def test_unconfirmed_refused(im):
+    user = H.unique_user(im, "unc", confirmed=False)
+    mark = H.log_mark(im)
+    login_refused(im, user, H.PASSWORD)
+    H.wait_log(im, "event=auth.failure", "protocol=imap", f"account={user}", "reason=unconfirmed",
+               since=mark)
+
+
+def test_suspended_may_read(im):
+    user = H.unique_user(im, "sus")
+    H.ctl_ok(im, "user", "suspend", user)
+    m = IMAPS(im.imaps_port)
+    login_ok(m, user)
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+
+
+def test_lockout_over_imap_then_locked_refused(im):
+    user = H.unique_user(im, "lk")
+    mark = H.log_mark(im)
+    for i in range(3):
+        login_refused(im, user, f"Wrong-Guess-{i}-lk")
+    rec = H.user_record(im, user)
+    assert rec["locked_until"] > time.time(), rec
+    login_refused(im, user, H.PASSWORD)
+    H.wait_log(im, "event=auth.failure", "protocol=imap", f"account={user}", "reason=locked",
+               since=mark)
+    H.ctl_ok(im, "user", "unlock", user)
+    m = IMAPS(im.imaps_port)
+    login_ok(m, user)
+    m.logout()
+
+
+def test_smtp_and_imap_failures_lock_together(im):
+    user = H.unique_user(im, "mx")
+    H.assert_auth_refused(im, user, "Wrong-Guess-s1-mx")
+    H.assert_auth_refused(im, user, "Wrong-Guess-s2-mx")
+    login_refused(im, user, "Wrong-Guess-i1-mx")
+    assert H.user_record(im, user)["locked_until"] > time.time()
+    # locked on both protocols now
+    H.assert_auth_refused(im, user)
+    login_refused(im, user, H.PASSWORD)
+
+
+def test_fail2ban_dovecot_filter_matches_imap_failures(im):
+    import os
+    assert os.path.exists(H.FAIL2BAN_REGEX), "fail2ban not installed (scripts/deps.sh)"
+    login_refused(im, H.unique_user(im, "f2b"), "Wrong-Guess-f2b-1", source=H.UNTRUSTED2)
+    H.wait_log(im, "imap-login: Aborted login", f"rip={H.UNTRUSTED2}")
+    ips = H.fail2ban_ips(im.log_path, "dovecot")
+    assert H.UNTRUSTED2 in ips, ips
+    n_lines = len(H.log_lines(im, "imap-login: Aborted login", f"rip={H.UNTRUSTED2},"))
+    assert ips.count(H.UNTRUSTED2) == n_lines, (ips, n_lines)
+    # successes never match
+    assert H.TRUSTED not in ips
+
+
+def test_metrics_count_imap_failures(bulwark):
+    port, over = H.http_overrides(NO_BANS)
+    d = bulwark(overrides=over)
+    key = 'bulwark_auth_failures_total{protocol="imap",reason="bad_password"}'
+    before = H.metrics(port).get(key, 0.0)
+    login_refused(d, "alice@example.test", "Wrong-Guess-metrics-1")
+    H.wait_metric(port, key, lambda v: v == before + 1)
+
+
+def test_sessions_per_account_limit(bulwark):
+    d = bulwark(overrides={"imap": {"max_sessions_per_account": 2}, **NO_BANS})
+    ms = [IMAPS(d.imaps_port) for _ in range(3)]
+    login_ok(ms[0], "alice@example.test")
+    login_ok(ms[1], "alice@example.test")
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        ms[2].login("alice@example.test", H.PASSWORD)
+    assert "LIMIT" in str(e.value)
+    ms[0].logout()
+    login_ok(ms[2], "alice@example.test")
+    for m in ms[1:]:
+        m.logout()
+
+
+# ---------------------------------------------------------------- bans
+
+
+BANS = {"intrusion_prevention": {"enabled": True, "maxretry": 5, "findtime": 60, "bantime": 30,
+                                 "ignoreip": []}}
+
+
+def test_imap_failures_ban_and_drop_at_accept(bulwark):
+    d = bulwark(overrides=BANS)
+    for i in range(5):
+        login_refused(d, f"nosuch{i}@example.test", f"Wrong-Guess-{i}-ban")
+    H.wait_until(lambda: H.dropped_at_accept(d.imaps_port, H.UNTRUSTED), timeout=3,
+                 what="banned on imaps")
+    assert H.dropped_at_accept(d.imap_port, H.UNTRUSTED)
+    assert H.dropped_at_accept(d.smtp_port, H.UNTRUSTED)
+    H.wait_log(d, "event=guard.ban", "network=127.0.0.9/32")
+    # another stranger is still served
+    m = IMAPS(d.imaps_port, source=H.UNTRUSTED2)
+    login_ok(m, "alice@example.test")
+    m.logout()
+
+
+def test_mixed_smtp_imap_strikes_ban(bulwark):
+    d = bulwark(overrides=BANS)
+    for i in range(3):
+        r = H.try_auth(d, f"nosuch{i}@example.test", f"Wrong-Guess-{i}-mix")
+        assert r.text == H.AUTH_BAD_TEXT
+    assert not H.dropped_at_accept(d.imap_port, H.UNTRUSTED, timeout=1)
+    for i in range(2):
+        login_refused(d, f"nosuchi{i}@example.test", f"Wrong-Guess-i{i}-mix")
+    H.wait_until(lambda: H.dropped_at_accept(d.imap_port, H.UNTRUSTED), timeout=3,
+                 what="banned after 3 SMTP + 2 IMAP failures")
+
+
+def test_banned_ip_dropped_at_accept(im):
+    H.ctl_ok(im, "ban", "add", "127.0.0.11", "--for", "60")
+    try:
+        H.wait_until(lambda: H.dropped_at_accept(im.imap_port, "127.0.0.11"), timeout=5,
+                     what="ban applied")
+        assert H.dropped_at_accept(im.imaps_port, "127.0.0.11")
+    finally:
+        H.ctl_ok(im, "ban", "del", "127.0.0.11")
+
+
+# ---------------------------------------------------------------- IDLE
+
+
+def test_idle_sees_smtp_delivery(im):
+    c = Raw(im.imaps_port, tls=True)
+    assert c.cmd("a", "LOGIN bob@example.test " + H.PASSWORD, timeout=30)[-1].startswith("a OK")
+    r = c.cmd("b", "SELECT INBOX")
+    exists = int([l for l in r if l.endswith(" EXISTS")][0].split()[1])
+    c.send("c IDLE\r\n")
+    assert c.line().startswith("+")
+    t0 = time.monotonic()
+    deliver(im, "bob@example.test", subject="idle")
+    line = c.line(timeout=10)
+    took = time.monotonic() - t0
+    assert line == f"* {exists + 1} EXISTS", line
+    assert took < 8, f"IDLE saw the delivery after {took:.1f}s"
+    c.send("DONE\r\n")
+    r = c.until_tagged("c")
+    assert r[-1].startswith("c OK"), r
+    c.cmd("d", "LOGOUT")
+    c.close()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def assert_still_serves(d):
+    m = IMAPS(d.imaps_port)
+    login_ok(m, "alice@example.test")
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+
+
+def test_bad_input_answered_without_crash(im):
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", "FOOBAR")[-1].startswith("a BAD"), "unknown command"
+    c.send(b"b \x01\x02\x03\r\n")
+    assert c.line().startswith("b BAD"), "garbage after the tag"
+    c.send(b"c LOGIN \"\xc3\x28\" x\r\n")
+    assert c.line().startswith("c BAD"), "non-UTF-8 in a quoted string"
+    c.send(b"d LOGIN \xff\xfe x\r\n")
+    assert c.line().startswith("d BAD"), "8-bit in an atom"
+    c.send(b"e SELECT (INBOX\r\n")
+    assert c.line().startswith("e BAD"), "unbalanced parenthesis"
+    c.send(b"f SELECT INBOX\r\n")
+    assert c.line().startswith("f BAD"), "SELECT before login"
+    # a huge synchronizing literal: refused at the announcement, no "+"
+    c.send(b"g APPEND INBOX {99999999999}\r\n")
+    assert c.line().startswith("g NO [TOOBIG]")
+    assert c.cmd("h", "NOOP")[-1] == "h OK NOOP completed"
+    c.close()
+    assert_still_serves(im)
+
+
+def test_line_too_long(im):
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    c.send(b"a NOOP " + b"x" * 70000 + b"\r\n")
+    assert c.line().startswith("a BAD"), "line over imap.max_line_length"
+    assert c.cmd("b", "NOOP")[-1].startswith("b OK")
+    c.close()
+
+
+def test_huge_literal_plus_closes(im):
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    c.send(b"a LOGIN alice@example.test " + H.PASSWORD.encode() + b"\r\n")
+    assert c.until_tagged("a", timeout=30)[-1].startswith("a OK")
+    c.send(b"b APPEND INBOX {99999999999+}\r\nxxxxxxxx")
+    lines = [c.line()]
+    assert lines[0].startswith("b NO [TOOBIG]"), lines
+    assert c.line().startswith("* BYE")
+    assert c.closed()
+    c.close()
+    assert_still_serves(im)
+
+
+def test_unterminated_literal_client_vanishes(im):
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    c.send(b"a LOGIN {20}\r\n")
+    assert c.line().startswith("+")
+    c.send(b"abc")
+    c.close()
+    assert_still_serves(im)
+
+
+def test_too_many_errors_bye(im):
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    replies = []
+    for i in range(10):
+        c.send(f"t{i} BOGUS\r\n")
+    assert c.closed(timeout=5)
+    text = c.buf.decode("utf-8", "replace")
+    assert "* BYE Too many errors" in text, text
+    c.close()
+    assert_still_serves(im)
+
+
+def test_literal_and_append_roundtrip(im):
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    c.send("a LOGIN {17}\r\n")
+    assert c.line().startswith("+")
+    c.send("dave@example.test {" + str(len(H.PASSWORD)) + "+}\r\n" + H.PASSWORD + "\r\n")
+    r = c.until_tagged("a", timeout=30)
+    assert "AUTHENTICATIONFAILED" in r[-1]   # no dave: the literals were read right
+    c.close()
+    m = IMAP(im.imap_port, source=H.TRUSTED)
+    login_ok(m, "alice@example.test")
+    msg = b"Subject: appended\r\nX-Tok: " + H.token().encode() + b"\r\n\r\nline\r\n"
+    typ, data = m.append("INBOX", "(\\Flagged $Work)", imaplib.Time2Internaldate(1700000000), msg)
+    assert typ == "OK" and b"APPENDUID" in data[0], data
+    uid = data[0].split()[2].rstrip(b"]")
+    m.select("INBOX")
+    typ, data = m.uid("FETCH", uid, "(FLAGS INTERNALDATE BODY.PEEK[])")
+    assert data[0][1] == msg
+    assert b"\\Flagged" in data[0][0] and b"$Work" in data[0][0]
+    assert b"14-Nov-2023 22:13:20 +0000" in data[0][0], data[0][0]
+    m.logout()
+
+
+# ---------------------------------------------------------------- CONDSTORE (RFC 7162)
+
+
+def test_condstore(im):
+    user = H.unique_user(im, "cs")
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN {user} {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    assert c.cmd("b", "ENABLE CONDSTORE")[0] == "* ENABLED CONDSTORE"
+    assert c.cmd("c", "APPEND INBOX {5+}\r\nhello")[-1].startswith("c OK [APPENDUID")
+    assert c.cmd("d", "APPEND INBOX (\\Seen) {5+}\r\nworld")[-1].startswith("d OK")
+    r = c.cmd("e", "SELECT INBOX (CONDSTORE)")
+    hms = [l for l in r if "[HIGHESTMODSEQ " in l]
+    assert hms, r
+    highest = int(re.search(r"HIGHESTMODSEQ (\d+)", hms[0]).group(1))
+    r = c.cmd("f", "FETCH 1:* (FLAGS)")
+    mods = [int(re.search(r"MODSEQ \((\d+)\)", l).group(1)) for l in r if l.startswith("* ") and " FETCH " in l]
+    assert len(mods) == 2 and max(mods) == highest, r
+    # a conditional STORE against an older mod-sequence fails for that message
+    r = c.cmd("g", f"STORE 1 (UNCHANGEDSINCE {mods[0] - 1}) +FLAGS (\\Flagged)")
+    assert r[-1].startswith("g OK [MODIFIED 1]"), r
+    r = c.cmd("h", f"UID STORE 1 (UNCHANGEDSINCE {mods[0]}) +FLAGS.SILENT (\\Flagged)")
+    assert r[-1].startswith("h OK"), r
+    assert any("MODSEQ (" in l and "FLAGS" not in l for l in r), "silent STORE still says MODSEQ"
+    r = c.cmd("i", f"FETCH 1:* (UID) (CHANGEDSINCE {highest})")
+    assert len([l for l in r if l.startswith("* ") and " FETCH " in l]) == 1, r
+    r = c.cmd("j", f"SEARCH MODSEQ {highest + 1}")
+    assert r[0].startswith("* SEARCH 1 (MODSEQ "), r
+    r = c.cmd("k", "STATUS INBOX (HIGHESTMODSEQ)")
+    assert int(re.search(r"HIGHESTMODSEQ (\d+)", r[0]).group(1)) > highest, r
+    c.cmd("l", "LOGOUT")
+    c.close()
