@@ -695,7 +695,8 @@ def test_index_lost_or_stale(srv, acct):
         assert files, "no index files found to delete"
         for p in files:
             p.unlink()
-        second = next(p for p in acct.maildir().glob("*/*") if b"m1-" in p.read_bytes())
+        second = next(p for sub in ("new", "cur") for p in (acct.maildir() / sub).iterdir()
+                      if b"m1-" in p.read_bytes())
         second.unlink()
     finally:
         srv.start()

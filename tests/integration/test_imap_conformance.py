@@ -36,8 +36,19 @@ SELFTEST = os.environ.get("BULWARK_IMAP_SELFTEST") == "1"
 NAMES = [n for n, _ in C.MESSAGES]
 
 # (test kind, corpus name or search id) -> reason (see docs/imap-conformance.md)
+RAW_8BIT = ("raw non-UTF-8 bytes in a header are outside RFC 5322/6532; bulwark reads them "
+            "as Latin-1/windows-1252 (GMime's fallback) and finds the text, Dovecot finds nothing")
 XFAIL = {
+    ("search", "from-latin1-raw"): RAW_8BIT,
+    ("search", "subject-cafe"): RAW_8BIT,
+    ("search", "subject-iso8859-1-charset"):
+        "RFC 3501 6.4.4: only US-ASCII must be supported; bulwark supports UTF-8 and US-ASCII "
+        "and answers NO [BADCHARSET (UTF-8 US-ASCII)], Dovecot also converts ISO-8859-1",
 }
+NO_DATE = ("a message without Date: (RFC 3501 leaves its sent date open): Dovecot takes the "
+           "epoch (every SENTBEFORE matches it), bulwark its INTERNALDATE (as RFC 5256 2.2 does)")
+for _sid in ("sentbefore", "senton-no-date", "sentsince-no-date"):
+    XFAIL[("search", _sid)] = NO_DATE
 
 
 def xfail_params(kind, ids):
@@ -235,14 +246,16 @@ COMMON_SECTIONS = [
     "99",
 ]
 
+# <0.0> is outside RFC 3501's grammar ("<" number "." nz-number ">"); both
+# servers serve an empty string for it.
 PARTIALS = ["<0.100>", "<10.20>", "<0.0>", "<100000000.10>"]
 
 
-def fetch_section(c, seq, spec, peek=True):
-    items = f"BODY.PEEK[{spec}]" if peek else f"BODY[{spec}]"
+def fetch_section(c, seq, spec, partial="", peek=True):
+    items = f"BODY.PEEK[{spec}]{partial}" if peek else f"BODY[{spec}]{partial}"
     r = c.cmd(f"FETCH {seq} ({items})")
     if r.status != "OK":
-        return ("status", r.status)
+        return ("status", r.status, bytes(r.text))
     f = r.fetch().get(seq, {})
     vals = [(k, v) for k, v in f.items() if k.startswith(b"BODY[")]
     if len(vals) != 1:
@@ -256,14 +269,15 @@ def test_body_sections(pair, name):
     b, o = pair
     seq = seq_of(name)
     bs = fetch_one(o, seq, "BODYSTRUCTURE")[b"BODYSTRUCTURE"]
-    specs = COMMON_SECTIONS + part_sections(bs)
-    specs += [s + p for s in ("", "TEXT", "1") for p in PARTIALS]
+    specs = [(s, "") for s in COMMON_SECTIONS + part_sections(bs)]
+    specs += [(s, p) for s in ("", "TEXT", "1") for p in PARTIALS]
     diffs = []
-    for spec in specs:
-        got = fetch_section(b, seq, spec)
-        want = fetch_section(o, seq, spec)
+    for spec, partial in specs:
+        want = fetch_section(o, seq, spec, partial)
+        assert want[0] not in ("status", "items"), f"the oracle refused BODY[{spec}]{partial}: {want}"
+        got = fetch_section(b, seq, spec, partial)
         if got != want:
-            diffs.append(f"BODY[{spec}]\n  bulwark: {show(got)[:600]}\n  dovecot: {show(want)[:600]}")
+            diffs.append(f"BODY[{spec}]{partial}\n  bulwark: {show(got)[:600]}\n  dovecot: {show(want)[:600]}")
     for item in ("RFC822.HEADER", "RFC822.TEXT"):
         got, want = both(pair, seq, item)
         if got.get(item.encode()) != want.get(item.encode()):
@@ -344,6 +358,8 @@ SEARCHES = {
     "senton": ["SENTON", "28-Nov-2025"],
     "senton-tz": ["SENTON", "5-Dec-2025"],
     "senton-2digit-year": ["SENTON", "9-Dec-2025"],
+    "senton-no-date": ["SENTON", "1-Dec-2025"],
+    "sentsince-no-date": ["SENTSINCE", "1-Dec-2025"],
     "before": ["BEFORE", "1-Dec-2025"],
     "since": ["SINCE", "3-Dec-2025"],
     "on": ["ON", "29-Nov-2025"],
@@ -367,7 +383,8 @@ SEARCHES = {
 def run_search(c, query, uid=False):
     r = c.cmd("UID SEARCH" if uid else "SEARCH", *query)
     if r.status != "OK":
-        code = r.text.split(b"]")[0] + b"]" if r.text.startswith(b"[") else b""
+        # the response code's name only: BADCHARSET MAY list the charsets
+        code = r.text[1:].split(b"]")[0].split(b" ")[0] if r.text.startswith(b"[") else b""
         return (r.status, code)
     return r.search()
 
