@@ -54,7 +54,7 @@ for _sid in ("sentbefore", "senton-no-date", "sentsince-no-date"):
 def xfail_params(kind, ids):
     out = []
     for i in ids:
-        reason = XFAIL.get((kind, i))
+        reason = None if SELFTEST else XFAIL.get((kind, i))
         marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
         out.append(pytest.param(i, marks=marks, id=i))
     return out
@@ -108,12 +108,8 @@ def pair(module_bulwark, tmp_path_factory):
     dv.start()
 
     wait_imap(d.imap_port)
-    b = W.Client(d.imap_port, source=H.TRUSTED)
-    b.login(USER, H.PASSWORD)
-    b.select("INBOX", readonly=True)
-    o = W.Client(dv.imap_port)
-    o.login(USER, H.PASSWORD)
-    o.select("INBOX", readonly=True)
+    b = Session("bulwark", d.imap_port)
+    o = Session("dovecot", dv.imap_port)
     yield b, o
     for c in (b, o):
         try:
@@ -124,6 +120,33 @@ def pair(module_bulwark, tmp_path_factory):
     dv.cleanup()
     for x in extra:
         x.cleanup()
+
+
+class Session:
+    """A logged-in connection with INBOX EXAMINEd that comes back by itself:
+    a server that hangs up (too many errors, a crash) fails the command that
+    saw it, not every test after it."""
+
+    def __init__(self, who, port):
+        self.who, self.port = who, port
+        self.c = None
+        self._open()
+
+    def _open(self):
+        self.c = W.Client(self.port, source=H.TRUSTED)
+        self.c.login(USER, H.PASSWORD)
+        self.c.select("INBOX", readonly=True)
+
+    def cmd(self, *args, **kw):
+        try:
+            return self.c.cmd(*args, **kw)
+        except (OSError, W.ImapError, TimeoutError) as e:
+            self.c.close()
+            self._open()
+            raise AssertionError(f"{self.who}: the connection failed during {args!r}: {e!r}") from None
+
+    def close(self):
+        self.c.close()
 
 
 def seq_of(name):
@@ -246,9 +269,9 @@ COMMON_SECTIONS = [
     "99",
 ]
 
-# <0.0> is outside RFC 3501's grammar ("<" number "." nz-number ">"); both
-# servers serve an empty string for it.
-PARTIALS = ["<0.100>", "<10.20>", "<0.0>", "<100000000.10>"]
+# (<0.0> is not asked: it is outside RFC 3501's grammar, "<" number "."
+# nz-number ">"; bad input is test_imap_session.py's business.)
+PARTIALS = ["<0.100>", "<10.20>", "<100000000.10>"]
 
 
 def fetch_section(c, seq, spec, partial="", peek=True):
@@ -376,7 +399,6 @@ SEARCHES = {
     "not-or": ["NOT", "(OR", "SMALLER", "400", "LARGER", "1000)"],
     "nested-or": ["OR", "OR", "SEEN", "FLAGGED", "(DRAFT", "SMALLER", "300)"],
     "and-list": ["(FROM", "bob", "SUBJECT", "lunch)"],
-    "new-old": ["OLD"],
 }
 
 
