@@ -18,11 +18,13 @@
      UID SEARCH HEADER    UID SEARCH HEADER X-Bench-Group g42
      FETCH 100 BODIES     UID FETCH of 100 spread UIDs (BODY.PEEK[])
    with both times and the ratio Dovecot/bulwark (above 1: bulwark faster).
-3. --idle sessions (1000) to bulwark, each logged in with INBOX selected and
-   in IDLE; bulwarkd's RSS (target < 100 MB), then one message dropped into
-   the Maildir and the time until every session got its EXISTS. The same
-   with --idle-dovecot sessions (100) to Dovecot, for its memory per session
-   (PSS of its processes: one imap process per session).
+3. --idle sessions (1000) to bulwark, each logged in, with a 100-message
+   folder selected and in IDLE: bulwarkd's RSS (target < 100 MB), then one
+   message dropped into the folder and the time until every session got its
+   EXISTS. Then the same sessions (DONE, SELECT, IDLE: no new login) on the
+   --messages INBOX. The same with --idle-dovecot sessions (100) to Dovecot,
+   for its memory per session (PSS of its processes: one imap process per
+   session).
 
 Loopback only; every wait is bounded; everything started is stopped on the
 way out, also on Ctrl-C or SIGTERM.
@@ -57,6 +59,8 @@ BENCH_DOMAIN = "bench.test"
 BENCH_USER = "user@bench.test"
 BENCH_PASSWORD = "Kestrel-Throughput-42!x"
 TARGET_IDLE_MB = 100.0
+SMALL_MAILBOX = "Small"        # a Maildir++ folder (.Small) the IDLE sessions select first
+SMALL_MESSAGES = 100
 
 CONFIG = """\
 # bulwark IMAP benchmark config (written by bench/bench_imap.py)
@@ -415,7 +419,7 @@ def operations(servers, args):
 
 # ---------------------------------------------------------------- IDLE sessions
 
-CONNECTING, GREETING, LOGIN, SELECT, IDLE_WAIT, IDLE, FAILED = range(7)
+CONNECTING, GREETING, LOGIN, SELECT, IDLE_WAIT, IDLE, DONE_WAIT, FAILED = range(8)
 
 
 class _S:
@@ -431,8 +435,8 @@ class IdleSessions:
     """COUNT sessions, each LOGIN, SELECT INBOX, IDLE; one selector; at most
     RAMP sessions between connect and '+ idling' at a time."""
 
-    def __init__(self, port, count, sources=50, ramp=16):
-        self.port, self.count, self.ramp = port, count, ramp
+    def __init__(self, port, count, mailbox="INBOX", sources=50, ramp=16):
+        self.port, self.count, self.ramp, self.mailbox = port, count, ramp, mailbox
         self.sources = [f"127.0.0.{i}" for i in range(1, sources + 1)]
         self.sel = selectors.DefaultSelector()
         self.sessions, self.failures = [], {}
@@ -513,7 +517,7 @@ class IdleSessions:
                 self._fail(s, f"LOGIN {s.buf[-80:]!r}")
                 return
             s.buf, s.state = b"", SELECT
-            self._send(s, b"s SELECT INBOX\r\n")
+            self._send(s, b"s SELECT " + self.mailbox.encode() + b"\r\n")
         elif s.state == SELECT and re.search(rb"(^|\r\n)s ", s.buf):
             if not re.search(rb"(^|\r\n)s OK", s.buf):
                 self._fail(s, f"SELECT {s.buf[-80:]!r}")
@@ -523,6 +527,12 @@ class IdleSessions:
         elif s.state == IDLE_WAIT and re.search(rb"(^|\r\n)\+", s.buf):
             s.buf, s.state = b"", IDLE
             self.in_flight -= 1
+        elif s.state == DONE_WAIT and re.search(rb"(^|\r\n)i ", s.buf):
+            if not re.search(rb"(^|\r\n)i OK", s.buf):
+                self._fail(s, f"IDLE end {s.buf[-80:]!r}")
+                return
+            s.buf, s.state = b"", SELECT
+            self._send(s, b"s SELECT " + self.mailbox.encode() + b"\r\n")
 
     def poll(self, timeout):
         for key, _ in self.sel.select(timeout):
@@ -548,6 +558,30 @@ class IdleSessions:
         for s in self.sessions:
             if s.state not in (IDLE, FAILED):
                 self._fail(s, "open_all deadline")
+        return time.monotonic() - t0
+
+    def reselect(self, mailbox, timeout, stall=60):
+        """End IDLE (DONE), SELECT mailbox and IDLE again on every idling
+        session, RAMP at a time, without logging in again."""
+        self.mailbox = mailbox
+        todo = [s for s in self.sessions if s.state == IDLE]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            while todo and self.in_flight < self.ramp:
+                s = todo.pop()
+                s.buf, s.state, s.exists_at, s.started = b"", DONE_WAIT, None, time.monotonic()
+                self.in_flight += 1
+                self._send(s, b"DONE\r\n")
+            if not todo and self.in_flight == 0:
+                break
+            self.poll(0.2)
+            now = time.monotonic()
+            for s in self.sessions:
+                if s.state not in (IDLE, FAILED) and now - s.started > stall:
+                    self._fail(s, f"stalled in state {s.state}")
+        for s in self.sessions:
+            if s.state not in (IDLE, FAILED):
+                self._fail(s, "reselect deadline")
         return time.monotonic() - t0
 
     def hold(self, seconds):
@@ -579,29 +613,42 @@ class IdleSessions:
         self.sel.close()
 
 
+def _measure_idle(server, sess, count, args, measure, base, mailbox, label, secs):
+    sess.hold(args.idle_hold)
+    if not server.alive():
+        raise BenchError(f"{server.name} died during the IDLE test")
+    mem = measure()
+    t0 = time.monotonic()
+    folder = server.maildir if mailbox == "INBOX" else os.path.join(server.maildir, "." + mailbox)
+    C.deliver(folder, b"From: a@bench.example\nSubject: push\n\nnew mail\n", time.time())
+    if server.name == "dovecot":
+        server.dv.fix_owner(BENCH_USER)
+    push, got = sess.wait_exists(t0, 30)
+    res = {"server": server.name, "mailbox": label, "sessions": count, "idle": sess.idle_count(),
+           "failures": dict(sess.failures), "open_seconds": secs, "mem_kb": mem,
+           "base_kb": base, "push_seconds": push, "pushed": got}
+    log(f"{server.name} idle on {label}: {res['idle']}/{count} idling (ready in {secs:.1f}s), "
+        f"memory {mem / 1024:.1f} MB (before {base / 1024:.1f} MB), EXISTS pushed to {got} "
+        "sessions" + (f" within {push:.2f}s" if push is not None else " (not all within 30s)"))
+    return res
+
+
 def idle_test(server, count, args, measure):
+    """COUNT sessions IDLE on the small mailbox, then (DONE, SELECT, IDLE, no
+    new login) on the --messages INBOX; memory and push time for each."""
     base = measure()
-    sess = IdleSessions(server.port, count)
+    sess = IdleSessions(server.port, count, mailbox=SMALL_MAILBOX)
+    out = []
     try:
         secs = sess.open_all(timeout=300 + count / 5)
-        sess.hold(args.idle_hold)
-        if not server.alive():
-            raise BenchError(f"{server.name} died during the IDLE test")
-        mem = measure()
-        t0 = time.monotonic()
-        C.deliver(server.maildir, b"From: a@bench.example\nSubject: push\n\nnew mail\n", time.time())
-        if server.name == "dovecot":
-            server.dv.fix_owner(BENCH_USER)
-        push, got = sess.wait_exists(t0, 30)
-        res = {"server": server.name, "sessions": count, "idle": sess.idle_count(),
-               "failures": dict(sess.failures), "open_seconds": secs, "mem_kb": mem,
-               "base_kb": base, "push_seconds": push, "pushed": got}
+        out.append(_measure_idle(server, sess, count, args, measure, base, SMALL_MAILBOX,
+                                 f"{SMALL_MESSAGES}-msg {SMALL_MAILBOX}", secs))
+        secs = sess.reselect("INBOX", timeout=120 + count / 10)
+        out.append(_measure_idle(server, sess, count, args, measure, base, "INBOX",
+                                 f"{args.messages}-msg INBOX", secs))
     finally:
         sess.close()
-    log(f"{server.name} idle: {res['idle']}/{count} idling (opened in {secs:.1f}s), memory "
-        f"{mem / 1024:.1f} MB (before {base / 1024:.1f} MB), EXISTS pushed to {got} sessions"
-        + (f" within {push:.2f}s" if push is not None else " (not all within 30s)"))
-    return res
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -624,22 +671,24 @@ def report(args, best, idle):
             ok = False
     if idle:
         out.append("")
-        out.append("IDLE sessions (LOGIN, SELECT INBOX, IDLE, then silent), and one new message")
-        out.append(f"{'server':<10}{'sessions':>10}{'idling':>8}{'memory MB':>14}{'before MB':>11}"
-                   f"{'MB/1000 sess':>14}{'EXISTS to all':>15}")
+        out.append("IDLE sessions (LOGIN, SELECT, IDLE, then silent), and one new message")
+        out.append(f"{'server':<10}{'mailbox':<20}{'sessions':>9}{'idling':>8}{'memory MB':>14}"
+                   f"{'before MB':>11}{'MB/1000 sess':>14}{'EXISTS to all':>15}")
         for r in idle:
             what = "RSS" if r["server"] == "bulwark" else "PSS"
             per_k = (r["mem_kb"] - r["base_kb"]) / max(r["idle"], 1) * 1000 / 1024
             push = f"{r['push_seconds']:.2f}s" if r["push_seconds"] is not None else f"{r['pushed']} only"
-            out.append(f"{r['server']:<10}{r['sessions']:>10}{r['idle']:>8}{r['mem_kb'] / 1024:>10.1f} {what}"
+            out.append(f"{r['server']:<10}{r['mailbox']:<20}{r['sessions']:>9}{r['idle']:>8}"
+                       f"{r['mem_kb'] / 1024:>10.1f} {what}"
                        f"{r['base_kb'] / 1024:>11.1f}{per_k:>14.1f}{push:>15}")
             if r["failures"]:
                 out.append(f"    {r['server']} failures: {r['failures']}")
+        for r in idle:
             if r["server"] == "bulwark":
                 if r["idle"] < r["sessions"] or r["mem_kb"] / 1024 >= TARGET_IDLE_MB:
                     ok = False
-                out.append(f"bulwark: {r['idle']} IDLE sessions, RSS {r['mem_kb'] / 1024:.1f} MB "
-                           f"(target < {TARGET_IDLE_MB:.0f} MB)")
+                out.append(f"bulwark: {r['idle']} IDLE sessions on the {r['mailbox']}, RSS "
+                           f"{r['mem_kb'] / 1024:.1f} MB (target < {TARGET_IDLE_MB:.0f} MB)")
     load = os.getloadavg()
     out.append("")
     out.append(f"machine: {os.cpu_count()} CPUs, load average now {load[0]:.2f} {load[1]:.2f} "
@@ -669,7 +718,10 @@ def main(argv):
         src = os.path.join(tmp, "Maildir")
         t0 = time.monotonic()
         C.big_maildir(src, args.messages)
-        log(f"generated {args.messages} messages in {time.monotonic() - t0:.1f}s")
+        C.big_maildir(os.path.join(src, "." + SMALL_MAILBOX), SMALL_MESSAGES, seed=2)
+        with open(os.path.join(src, "." + SMALL_MAILBOX, "maildirfolder"), "w"):
+            pass
+        log(f"generated {args.messages} + {SMALL_MESSAGES} messages in {time.monotonic() - t0:.1f}s")
         servers = []
         if args.only in ("both", "bulwark"):
             if os.path.exists(bw.maildir):
@@ -689,9 +741,9 @@ def main(argv):
             best = operations(servers, args)
         if not args.skip_idle:
             if bw in servers and args.idle > 0:
-                idle.append(idle_test(bw, args.idle, args, bw.rss_kb))
+                idle += idle_test(bw, args.idle, args, bw.rss_kb)
             if dv is not None and args.idle_dovecot > 0:
-                idle.append(idle_test(dv, args.idle_dovecot, args, lambda: dv.pss_kb()[0]))
+                idle += idle_test(dv, args.idle_dovecot, args, lambda: dv.pss_kb()[0])
         ok = report(args, best, idle)
         if args.strict and not ok:
             status = 1
