@@ -90,7 +90,7 @@ check_args(struct imap_arg *args, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct imap_fetch_spec spec;
 		struct imap_search_node root;
-		bool bad;
+		const char *bad;
 
 		if (imap_fetch_spec_parse(&args[i], 1, &spec, &err) == 0) {
 			for (size_t k = 0; k < spec.nsecs; k++)

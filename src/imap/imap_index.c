@@ -16,9 +16,11 @@
 
 enum {
 	S_BEGIN, S_COMMIT, S_MBOX_GET, S_MBOX_ADD, S_MBOX_UPDATE, S_MBOX_RENAME, S_MBOX_RENAME_SUB,
-	S_MBOX_DELETE, S_MSG_DELETE_ALL, S_MSG_LOAD, S_MSG_ADD, S_MSG_UPDATE, S_MSG_DELETE,
+	S_MBOX_DELETE, S_MSG_DELETE_ALL, S_CACHE_DELETE_ALL, S_MSG_LOAD, S_MSG_ADD, S_MSG_UPDATE,
+	S_MSG_DELETE, S_CACHE_DELETE,
 	S_CACHE_ENVELOPE, S_CACHE_BODY, S_CACHE_BODYSTRUCTURE, S_CACHE_HEADER, S_CACHE_PUT,
-	S_CACHE_COPY, S_COUNT
+	S_CACHE_COPY, S_RANGE_ENVELOPE, S_RANGE_BODY, S_RANGE_BODYSTRUCTURE, S_RANGE_HEADER,
+	S_COUNT
 };
 
 static const char *const sqls[S_COUNT] = {
@@ -34,6 +36,7 @@ static const char *const sqls[S_COUNT] = {
 	    "WHERE substr(name, 1, length(?1) + 1) = ?1 || '.'",
 	[S_MBOX_DELETE] = "DELETE FROM mailbox WHERE id = ?1",
 	[S_MSG_DELETE_ALL] = "DELETE FROM msg WHERE mailbox = ?1",
+	[S_CACHE_DELETE_ALL] = "DELETE FROM cache WHERE mailbox = ?1",
 	[S_MSG_LOAD] = "SELECT uid, fname, flags, keywords, modseq, internaldate, size FROM msg "
 	    "WHERE mailbox = ?1 ORDER BY uid",
 	[S_MSG_ADD] = "INSERT OR REPLACE INTO msg (mailbox, uid, fname, flags, keywords, modseq, "
@@ -41,15 +44,24 @@ static const char *const sqls[S_COUNT] = {
 	[S_MSG_UPDATE] = "UPDATE msg SET fname = ?3, flags = ?4, keywords = ?5, modseq = ?6 "
 	    "WHERE mailbox = ?1 AND uid = ?2",
 	[S_MSG_DELETE] = "DELETE FROM msg WHERE mailbox = ?1 AND uid = ?2",
-	[S_CACHE_ENVELOPE] = "SELECT envelope FROM msg WHERE mailbox = ?1 AND uid = ?2",
-	[S_CACHE_BODY] = "SELECT body FROM msg WHERE mailbox = ?1 AND uid = ?2",
-	[S_CACHE_BODYSTRUCTURE] = "SELECT bodystructure FROM msg WHERE mailbox = ?1 AND uid = ?2",
-	[S_CACHE_HEADER] = "SELECT header FROM msg WHERE mailbox = ?1 AND uid = ?2",
-	[S_CACHE_PUT] = "UPDATE msg SET envelope = ?3, body = ?4, bodystructure = ?5, header = ?6 "
+	[S_CACHE_DELETE] = "DELETE FROM cache WHERE mailbox = ?1 AND uid = ?2",
+	[S_CACHE_ENVELOPE] = "SELECT envelope FROM cache WHERE mailbox = ?1 AND uid = ?2",
+	[S_CACHE_BODY] = "SELECT body FROM cache WHERE mailbox = ?1 AND uid = ?2",
+	[S_CACHE_BODYSTRUCTURE] = "SELECT bodystructure FROM cache WHERE mailbox = ?1 AND uid = ?2",
+	[S_CACHE_HEADER] = "SELECT header FROM cache WHERE mailbox = ?1 AND uid = ?2",
+	[S_CACHE_PUT] = "INSERT OR REPLACE INTO cache (mailbox, uid, envelope, body, bodystructure, "
+	    "header) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_CACHE_COPY] = "INSERT OR REPLACE INTO cache (mailbox, uid, envelope, body, bodystructure, "
+	    "header) SELECT ?3, ?4, envelope, body, bodystructure, header FROM cache "
 	    "WHERE mailbox = ?1 AND uid = ?2",
-	[S_CACHE_COPY] = "UPDATE msg SET (envelope, body, bodystructure, header) = "
-	    "(SELECT envelope, body, bodystructure, header FROM msg WHERE mailbox = ?1 AND uid = ?2) "
-	    "WHERE mailbox = ?3 AND uid = ?4",
+	[S_RANGE_ENVELOPE] = "SELECT uid, envelope FROM cache WHERE mailbox = ?1 AND uid >= ?2 "
+	    "ORDER BY uid LIMIT ?3",
+	[S_RANGE_BODY] = "SELECT uid, body FROM cache WHERE mailbox = ?1 AND uid >= ?2 "
+	    "ORDER BY uid LIMIT ?3",
+	[S_RANGE_BODYSTRUCTURE] = "SELECT uid, bodystructure FROM cache WHERE mailbox = ?1 "
+	    "AND uid >= ?2 ORDER BY uid LIMIT ?3",
+	[S_RANGE_HEADER] = "SELECT uid, header FROM cache WHERE mailbox = ?1 AND uid >= ?2 "
+	    "ORDER BY uid LIMIT ?3",
 };
 
 static const char schema[] =
@@ -60,6 +72,10 @@ static const char schema[] =
     " mailbox INTEGER NOT NULL, uid INTEGER NOT NULL, fname TEXT NOT NULL,"
     " flags INTEGER NOT NULL, keywords TEXT NOT NULL, modseq INTEGER NOT NULL,"
     " internaldate INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " PRIMARY KEY (mailbox, uid)) WITHOUT ROWID;"
+    /* the parsed-message cache apart, so loading a mailbox reads small rows */
+    "CREATE TABLE IF NOT EXISTS cache ("
+    " mailbox INTEGER NOT NULL, uid INTEGER NOT NULL,"
     " envelope TEXT, body TEXT, bodystructure TEXT, header BLOB,"
     " PRIMARY KEY (mailbox, uid));";
 
@@ -111,7 +127,7 @@ imap_index_open(const char *path, bool *created_r)
 	}
 	sqlite3_busy_timeout(ix->db, 5000);
 	if (sqlite3_exec(ix->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-	    "PRAGMA cache_size=-1024;", NULL, NULL, NULL) != SQLITE_OK ||
+	    "PRAGMA cache_size=-1024; PRAGMA mmap_size=268435456;", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(ix->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		log_warnx("imap index %s: %s", path, sqlite3_errmsg(ix->db));
 		goto fail;
@@ -250,6 +266,9 @@ imap_index_mailbox_delete(struct imap_index *ix, int64_t id)
 	s = stmt(ix, S_MSG_DELETE_ALL);
 	sqlite3_bind_int64(s, 1, id);
 	ret |= step_done(ix, s);
+	s = stmt(ix, S_CACHE_DELETE_ALL);
+	sqlite3_bind_int64(s, 1, id);
+	ret |= step_done(ix, s);
 	s = stmt(ix, S_MBOX_DELETE);
 	sqlite3_bind_int64(s, 1, id);
 	ret |= step_done(ix, s);
@@ -327,10 +346,15 @@ int
 imap_index_msg_delete(struct imap_index *ix, int64_t id, uint32_t uid)
 {
 	sqlite3_stmt *s = stmt(ix, S_MSG_DELETE);
+	int ret;
 
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, uid);
-	return step_done(ix, s);
+	ret = step_done(ix, s);
+	s = stmt(ix, S_CACHE_DELETE);
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, uid);
+	return ret | step_done(ix, s);
 }
 
 int
@@ -399,4 +423,30 @@ imap_index_cache_copy(struct imap_index *ix, int64_t src_id, uint32_t src_uid, i
 	sqlite3_bind_int64(s, 3, dst_id);
 	sqlite3_bind_int64(s, 4, dst_uid);
 	return step_done(ix, s);
+}
+
+int
+imap_index_cache_range(struct imap_index *ix, int64_t id, uint32_t first_uid, size_t max,
+    enum index_cache what, int (*cb)(void *ctx, uint32_t uid, const char *val, size_t len),
+    void *ctx)
+{
+	static const int which[] = {
+		[INDEX_ENVELOPE] = S_RANGE_ENVELOPE, [INDEX_BODY] = S_RANGE_BODY,
+		[INDEX_BODYSTRUCTURE] = S_RANGE_BODYSTRUCTURE, [INDEX_HEADER] = S_RANGE_HEADER,
+	};
+	sqlite3_stmt *s = stmt(ix, which[what]);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, first_uid);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+			continue;
+		if (cb(ctx, (uint32_t)sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
+		    (size_t)sqlite3_column_bytes(s, 1)) == -1)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }

@@ -39,7 +39,22 @@ struct imap_mailbox {
 	uint64_t gen;          /* sm->gen at the last sync */
 	bool pending_expunge;  /* gone messages still in the view */
 	char *scratch[4];      /* returned cache strings, per enum index_cache */
+	struct window *win[4]; /* read-ahead of cached values (FETCH 1:*) */
 };
+
+/* Values of consecutive UIDs read in one query: FETCH 1:* ENVELOPE on a
+ * large mailbox costs one SQLite query per WINDOW_MAX messages. Dropped
+ * when the view syncs or idles, so idle sessions hold nothing. */
+#define WINDOW_MAX 128
+
+struct window {
+	size_t n;
+	uint32_t uid[WINDOW_MAX];
+	char *val[WINDOW_MAX];
+	size_t len[WINDOW_MAX];
+};
+
+static void windows_drop(struct imap_mailbox *mb);
 
 static void
 set_err(enum imap_store_error *err_r, enum imap_store_error e)
@@ -72,13 +87,14 @@ claim_new(struct store_mbox *sm)
 
 	for (size_t i = 0; i < sm->n; i++) {
 		struct store_entry *e = &sm->e[i];
-		char info[32];
+		char info[64], letters[STORE_KEYWORD_LETTERS + 1];
 		char *copy;
 		struct index_msg im;
 
 		if (strncmp(e->fname, "new/", 4) != 0)
 			continue;
-		store_info_build(e->m.flags, NULL, info, sizeof(info));
+		store_kw_letters(sm, e->m.keywords, letters, sizeof(letters));
+		store_info_build(e->m.flags, NULL, letters, info, sizeof(info));
 		if (fs_path(fname, sizeof(fname), "cur/%.*s:2,%s", (int)(e->baselen - 4), e->fname + 4,
 		    info) == -1 ||
 		    fs_path(from, sizeof(from), "%s/%s", sm->path, e->fname) == -1 ||
@@ -162,6 +178,7 @@ imap_mailbox_close(struct imap_mailbox **mbp)
 	st = mb->st;
 	for (size_t i = 0; i < 4; i++)
 		free(mb->scratch[i]);
+	windows_drop(mb);
 	free(mb->v);
 	free(mb);
 	imap_store_close(&st);
@@ -229,6 +246,7 @@ imap_mailbox_seq_of_uid(const struct imap_mailbox *mb, uint32_t uid)
 bool
 imap_mailbox_changed(struct imap_mailbox *mb)
 {
+	windows_drop(mb);  /* an idling view holds no read-ahead */
 	return mb->gen != mb->sm->gen || mb->pending_expunge || store_mbox_disk_changed(mb->sm);
 }
 
@@ -248,6 +266,7 @@ imap_mailbox_sync(struct imap_mailbox *mb, bool allow_expunge, const struct imap
 	uint32_t maxuid, recent = 0;
 	bool changed_flags = false;
 
+	windows_drop(mb);
 	if (store_mbox_refresh(sm, false) == -1)
 		return -1;
 	if (!mb->readonly)
@@ -334,9 +353,13 @@ entry_of(struct imap_mailbox *mb, uint32_t seq, enum imap_store_error *err_r)
 /* Rename e's file to carry flags; retries once after a rescan if another
  * program renamed it first. 0 ok, -1 err set. */
 static int
-entry_rename(struct imap_mailbox *mb, uint32_t seq, uint32_t flags, enum imap_store_error *err_r)
+entry_rename(struct imap_mailbox *mb, uint32_t seq, uint32_t flags, const char *const *keywords,
+    enum imap_store_error *err_r)
 {
 	struct store_mbox *sm = mb->sm;
+	char letters[STORE_KEYWORD_LETTERS + 1];
+
+	store_kw_letters(sm, keywords, letters, sizeof(letters));
 
 	for (int tries = 0; tries < 2; tries++) {
 		struct store_entry *e = entry_of(mb, seq, err_r);
@@ -347,7 +370,8 @@ entry_rename(struct imap_mailbox *mb, uint32_t seq, uint32_t flags, enum imap_st
 		if (e == NULL)
 			return -1;
 		old_info = strncmp(e->fname, "cur/", 4) == 0 ? strstr(e->fname, ":2,") : NULL;
-		store_info_build(flags, old_info != NULL ? old_info + 3 : NULL, info, sizeof(info));
+		store_info_build(flags, old_info != NULL ? old_info + 3 : NULL, letters, info,
+		    sizeof(info));
 		if (fs_path(fname, sizeof(fname), "cur/%.*s:2,%s", (int)(e->baselen - 4), e->fname + 4,
 		    info) == -1 ||
 		    fs_path(from, sizeof(from), "%s/%s", sm->path, e->fname) == -1 ||
@@ -430,7 +454,8 @@ imap_mailbox_store(struct imap_mailbox *mb, uint32_t seq, enum imap_flag_op op, 
 		set_err(err_r, IMAP_STORE_OK);
 		return 0;
 	}
-	if (nf != (e->m.flags & SYSTEM_FLAGS) && entry_rename(mb, seq, nf, err_r) == -1)
+	/* system flags and keyword letters live in the file name */
+	if (entry_rename(mb, seq, nf, (const char *const *)kw->words, err_r) == -1)
 		return -1;
 	if ((e = entry_of(mb, seq, err_r)) == NULL)
 		return -1;
@@ -546,13 +571,15 @@ copy_one(struct imap_mailbox *mb, struct store_entry *e, struct store_mbox *dsm,
 {
 	struct store_mbox *sm = mb->sm;
 	char unique[400], info[64], src[PATH_MAX], dst[PATH_MAX], fname[600];
+	char letters[STORE_KEYWORD_LETTERS + 1];
 	const char *old_info = strncmp(e->fname, "cur/", 4) == 0 ? strstr(e->fname, ":2,") : NULL;
 	const struct store_kwset *kw;
 	struct store_entry *ne;
 
 	store_unique(sm->st, unique, sizeof(unique));
-	store_info_build(e->m.flags & SYSTEM_FLAGS, old_info != NULL ? old_info + 3 : NULL, info,
-	    sizeof(info));
+	store_kw_letters(dsm, e->m.keywords, letters, sizeof(letters));
+	store_info_build(e->m.flags & SYSTEM_FLAGS, old_info != NULL ? old_info + 3 : NULL, letters,
+	    info, sizeof(info));
 	if (fs_path(fname, sizeof(fname), "cur/%s,W=%llu:2,%s", unique, (unsigned long long)e->m.size,
 	    info) == -1 ||
 	    fs_path(src, sizeof(src), "%s/%s", sm->path, e->fname) == -1 ||
@@ -779,6 +806,72 @@ done:
 	return ret;
 }
 
+static void
+windows_drop(struct imap_mailbox *mb)
+{
+	for (size_t k = 0; k < 4; k++) {
+		struct window *w = mb->win[k];
+
+		if (w == NULL)
+			continue;
+		for (size_t i = 0; i < w->n; i++)
+			free(w->val[i]);
+		free(w);
+		mb->win[k] = NULL;
+	}
+}
+
+static int
+window_add(void *ctx, uint32_t uid, const char *val, size_t len)
+{
+	struct window *w = ctx;
+	char *copy;
+
+	if (w->n == WINDOW_MAX || (copy = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(copy, val, len);
+	copy[len] = '\0';
+	w->uid[w->n] = uid;
+	w->val[w->n] = copy;
+	w->len[w->n] = len;
+	w->n++;
+	return 0;
+}
+
+/* The value for uid from the read-ahead window (refilled from uid on when
+ * uid is not in it): 1 found (ownership moves to *val_r), 0 not cached. */
+static int
+window_get(struct imap_mailbox *mb, enum index_cache what, uint32_t uid, char **val_r,
+    size_t *len_r)
+{
+	struct window *w = mb->win[what];
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (w != NULL) {
+			for (size_t i = 0; i < w->n; i++) {
+				if (w->uid[i] == uid && w->val[i] != NULL) {
+					*val_r = w->val[i];
+					*len_r = w->len[i];
+					w->val[i] = NULL;
+					return 1;
+				}
+			}
+		}
+		if (pass == 1)
+			break;
+		/* refill from uid on */
+		if (w == NULL && (w = mb->win[what] = calloc(1, sizeof(*w))) == NULL)
+			return 0;
+		for (size_t i = 0; i < w->n; i++)
+			free(w->val[i]);
+		w->n = 0;
+		if (imap_index_cache_range(mb->st->ix, mb->sm->dbid, uid, WINDOW_MAX, what, window_add,
+		    w) == -1)
+			return 0;
+	}
+	return 0;
+}
+
 static const char *
 cached(struct imap_mailbox *mb, uint32_t seq, enum index_cache what, size_t *len_r,
     enum imap_store_error *err_r)
@@ -792,7 +885,9 @@ cached(struct imap_mailbox *mb, uint32_t seq, enum index_cache what, size_t *len
 	if (e == NULL)
 		return NULL;
 	uid = e->m.uid;
-	rc = imap_index_cache_get(mb->st->ix, mb->sm->dbid, uid, what, &val, &len);
+	rc = window_get(mb, what, uid, &val, &len);
+	if (rc == 0)
+		rc = imap_index_cache_get(mb->st->ix, mb->sm->dbid, uid, what, &val, &len);
 	if (rc == 0) {
 		if ((msg = read_msg(mb, seq, false, &mlen, err_r)) == NULL)
 			return NULL;

@@ -345,12 +345,6 @@ parse_dot_atom(struct aparser *p, struct sbuf *b)
 	return 0;
 }
 
-static bool
-is_atext_non_tspecial(unsigned char c)
-{
-	return is_atext(c) && c != '/' && c != '?' && c != '=';
-}
-
 static int
 parse_phrase(struct aparser *p, struct sbuf *b)
 {
@@ -367,7 +361,7 @@ parse_phrase(struct aparser *p, struct sbuf *b)
 			ret = parse_atom_or_dot(p, b);
 		if (ret <= 0)
 			return ret;
-		if (!is_atext_non_tspecial((unsigned char)*p->s) && *p->s != '"' && *p->s != '.')
+		if (!is_atext((unsigned char)*p->s) && *p->s != '"' && *p->s != '.')
 			break;
 		sb_add(b, " ", 1);
 	}

@@ -928,10 +928,10 @@ fetch_body_parse(const char *s, struct imap_fetch_spec *spec)
 		if (s[1] < '0' || s[1] > '9')
 			goto fail;
 		o = strtoull(s + 1, &e, 10);
-		if (*e != '.' || e[1] < '1' || e[1] > '9' || o > UINT32_MAX)
+		if (*e != '.' || e[1] < '0' || e[1] > '9' || o > UINT32_MAX)
 			goto fail;
 		c = strtoull(e + 1, &e, 10);
-		if (*e != '>' || e[1] != '\0' || c > UINT32_MAX || c == 0 || errno != 0)
+		if (*e != '>' || e[1] != '\0' || c > UINT32_MAX || errno != 0)
 			goto fail;
 		fs.partial = true;
 		fs.offset = (uint32_t)o;
@@ -1248,7 +1248,7 @@ search_string(struct search_ctx *c, char **out)
 
 	if (!imap_arg_is_string(a))
 		return -1;
-	if (a->type == IMAP_ARG_LITERAL && !utf8_valid((const unsigned char *)a->str, a->len))
+	if (memchr(a->str, '\0', a->len) != NULL)
 		return -1;
 	return (*out = strdup(a->str)) == NULL ? -1 : 0;
 }
@@ -1444,21 +1444,17 @@ search_key(struct search_ctx *c, struct imap_search_node *out)
 
 int
 imap_search_parse(const struct imap_arg *args, size_t nargs, struct imap_search_node *root_r,
-    bool *badcharset_r, const char **error_r)
+    const char **charset_r, const char **error_r)
 {
 	memset(root_r, 0, sizeof(*root_r));
-	*badcharset_r = false;
+	*charset_r = NULL;
 	*error_r = "Invalid search criteria";
 	if (nargs >= 2 && imap_arg_atom_is(&args[0], "CHARSET")) {
 		const char *cs = imap_arg_str(&args[1]);
 
-		if (cs == NULL)
+		if (cs == NULL || cs[0] == '\0' || strlen(cs) > 64)
 			return -1;
-		if (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0) {
-			*badcharset_r = true;
-			*error_r = "Unsupported charset";
-			return -1;
-		}
+		*charset_r = cs;
 		args += 2;
 		nargs -= 2;
 	}

@@ -186,11 +186,12 @@ struct imap_search_node {
 };
 
 /*
- * Parse SEARCH arguments (after an optional CHARSET, which is checked here:
- * UTF-8 and US-ASCII only; *badcharset_r set otherwise). root_r: an AND node.
+ * Parse SEARCH arguments after an optional "CHARSET name": *charset_r is the
+ * name (pointing into args) or NULL. Strings are kept as sent: the caller
+ * converts them from the charset. root_r: an AND node.
  */
 int imap_search_parse(const struct imap_arg *args, size_t nargs, struct imap_search_node *root_r,
-    bool *badcharset_r, const char **error_r);
+    const char **charset_r, const char **error_r);
 void imap_search_node_free(struct imap_search_node *n);
 
 /* ---- flags, dates ---- */

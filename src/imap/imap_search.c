@@ -6,7 +6,9 @@
  * (imap_mime decodes RFC 2047, charsets and transfer encodings). Each message
  * is parsed at most once per SEARCH, and only if a key needs it.
  */
+#include <errno.h>
 #include <event2/buffer.h>
+#include <iconv.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,8 @@ struct search_msg {
 	struct imap_session *s;
 	uint32_t seq;
 	const struct imap_msg *m;
+	const char *hraw;          /* the header block as cached (valid until the next store call) */
+	size_t hrawlen;
 	struct imap_mime *hdr;     /* the header block, parsed on demand */
 	struct imap_mime *full;    /* the whole message, parsed on demand */
 	char *raw;
@@ -40,6 +44,39 @@ search_hdr(struct search_msg *sm)
 	    (sm->hdr = imap_mime_parse(h, len)) == NULL)
 		sm->failed = true;
 	return sm->hdr;
+}
+
+/*
+ * Can the needle not be in this header at all? Only when that is certain
+ * without decoding: an ASCII needle without white space (unfolding only
+ * removes CRLF before white space) in a header of plain ASCII without
+ * encoded words. Then the raw bytes decide, and most messages of a large
+ * mailbox are never parsed.
+ */
+static bool
+search_hdr_cannot_match(struct search_msg *sm, const char *needle)
+{
+	enum imap_store_error err;
+	size_t nlen = strlen(needle);
+
+	if (nlen == 0 || sm->hdr != NULL)
+		return false;
+	for (size_t i = 0; i < nlen; i++)
+		if ((unsigned char)needle[i] >= 0x80 || needle[i] == ' ' || needle[i] == '\t')
+			return false;
+	if (sm->hraw == NULL &&
+	    (sm->hraw = imap_mailbox_header(sm->s->mb, sm->seq, &sm->hrawlen, &err)) == NULL)
+		return false;
+	for (size_t i = 0; i < sm->hrawlen; i++) {
+		unsigned char c = (unsigned char)sm->hraw[i];
+
+		if (c >= 0x80 || c == 0 || (c == '=' && i + 1 < sm->hrawlen && sm->hraw[i + 1] == '?'))
+			return false;
+	}
+	for (size_t i = 0; i + nlen <= sm->hrawlen; i++)
+		if (strncasecmp(sm->hraw + i, needle, nlen) == 0)
+			return false;
+	return true;
 }
 
 static struct imap_mime *
@@ -114,7 +151,7 @@ search_match(struct search_msg *sm, const struct imap_search_node *n)
 		int64_t t = h != NULL ? imap_mime_sent_date(h) : -1, d;
 
 		if (t == -1)
-			t = m->internaldate;   /* no usable Date: as Dovecot does */
+			t = 0;   /* no usable Date: the epoch, as Dovecot */
 		d = day_of(t);
 		return n->key == IMAP_SK_SENTBEFORE ? d < n->day :
 		    n->key == IMAP_SK_SENTON ? d == n->day : d >= n->day;
@@ -124,7 +161,11 @@ search_match(struct search_msg *sm, const struct imap_search_node *n)
 	case IMAP_SK_SMALLER:
 		return m->size < n->num;
 	case IMAP_SK_HEADER: {
-		struct imap_mime *h = search_hdr(sm);
+		struct imap_mime *h;
+
+		if (search_hdr_cannot_match(sm, n->str2))
+			return false;
+		h = search_hdr(sm);
 
 		return h != NULL && imap_mime_header_contains(h, n->str, n->str2);
 	}
@@ -168,6 +209,79 @@ search_has_modseq(const struct imap_search_node *n)
 	return false;
 }
 
+/* Convert one string from cd's charset to UTF-8 in place. -1 if it is not
+ * valid in that charset. */
+static int
+search_convert(iconv_t cd, char **strp)
+{
+	char *in = *strp, *out, *op;
+	size_t inlen = strlen(in), outcap = inlen * 4 + 4, outleft = outcap - 1;
+
+	if ((out = malloc(outcap)) == NULL)
+		return -1;
+	op = out;
+	(void)iconv(cd, NULL, NULL, NULL, NULL);
+	if (iconv(cd, &in, &inlen, &op, &outleft) == (size_t)-1) {
+		free(out);
+		return -1;
+	}
+	*op = '\0';
+	free(*strp);
+	*strp = out;
+	return 0;
+}
+
+/* Every needle of the tree to UTF-8 (header names stay as they are). */
+static int
+search_tree_convert(iconv_t cd, struct imap_search_node *n)
+{
+	switch (n->key) {
+	case IMAP_SK_HEADER:
+		if (search_convert(cd, &n->str2) == -1)
+			return -1;
+		break;
+	case IMAP_SK_BODY:
+	case IMAP_SK_TEXT:
+		if (search_convert(cd, &n->str) == -1)
+			return -1;
+		break;
+	default:
+		break;
+	}
+	for (size_t i = 0; i < n->nkids; i++)
+		if (search_tree_convert(cd, &n->kids[i]) == -1)
+			return -1;
+	return 0;
+}
+
+/* Valid UTF-8 needles when no (or a UTF-8) charset was named. */
+static bool
+search_tree_utf8(const struct imap_search_node *n)
+{
+	const char *strs[] = { n->key == IMAP_SK_HEADER ? n->str2 : NULL,
+	    n->key == IMAP_SK_BODY || n->key == IMAP_SK_TEXT ? n->str : NULL };
+
+	for (size_t k = 0; k < 2; k++) {
+		const unsigned char *p = (const unsigned char *)strs[k];
+
+		while (p != NULL && *p != '\0') {
+			size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
+			    (*p & 0xf8) == 0xf0 ? 4 : 0;
+
+			if (len == 0 || *p == 0xc0 || *p == 0xc1 || *p > 0xf4)
+				return false;
+			for (size_t i = 1; i < len; i++)
+				if ((p[i] & 0xc0) != 0x80)
+					return false;
+			p += len;
+		}
+	}
+	for (size_t i = 0; i < n->nkids; i++)
+		if (!search_tree_utf8(&n->kids[i]))
+			return false;
+	return true;
+}
+
 /* Resolve '*' in every set of the tree. */
 static void
 search_normalize(struct imap_search_node *n, uint32_t count, uint32_t maxuid)
@@ -186,8 +300,7 @@ imap_search_command(struct imap_session *s, const char *tag, bool uid, const str
 {
 	struct imap_search_node root;
 	struct evbuffer *out = imap_session_out(s);
-	const char *error;
-	bool badcharset;
+	const char *error, *charset;
 	uint32_t count = imap_mailbox_count(s->mb), maxuid = 0, *found = NULL;
 	size_t nfound = 0;
 	bool failed = false, modseq;
@@ -197,11 +310,30 @@ imap_search_command(struct imap_session *s, const char *tag, bool uid, const str
 		imap_session_error(s, tag, "BAD SEARCH RETURN is not supported");
 		return;
 	}
-	if (imap_search_parse(args, nargs, &root, &badcharset, &error) == -1) {
-		if (badcharset)
-			imap_session_tagged(s, tag, "NO [BADCHARSET (UTF-8 US-ASCII)] %s", error);
-		else
-			imap_session_error(s, tag, "BAD %s", error);
+	if (imap_search_parse(args, nargs, &root, &charset, &error) == -1) {
+		imap_session_error(s, tag, "BAD %s", error);
+		return;
+	}
+	if (charset != NULL && strcasecmp(charset, "UTF-8") != 0 && strcasecmp(charset, "US-ASCII") != 0) {
+		/* RFC 3501 6.4.4: other charsets through iconv, as Dovecot does */
+		iconv_t cd = iconv_open("UTF-8", charset);
+		int r;
+
+		if (cd == (iconv_t)-1) {
+			imap_search_node_free(&root);
+			imap_session_tagged(s, tag, "NO [BADCHARSET] Unknown charset");
+			return;
+		}
+		r = search_tree_convert(cd, &root);
+		iconv_close(cd);
+		if (r == -1) {
+			imap_search_node_free(&root);
+			imap_session_tagged(s, tag, "NO Search string not valid in that charset");
+			return;
+		}
+	} else if (!search_tree_utf8(&root)) {
+		imap_search_node_free(&root);
+		imap_session_error(s, tag, "BAD Search string is not UTF-8");
 		return;
 	}
 	if (count > 0)

@@ -42,6 +42,19 @@ static const char *const state_names[] = {
 };
 
 static void imap_session_read_cb(struct bufferevent *bev, void *arg);
+
+/*
+ * Stop reading when this much input waits (during a long FETCH, a password
+ * check, a TLS handshake): the parser consumes literals as they arrive, and
+ * an AUTHENTICATE or IDLE line is at most imap.max_line_length.
+ */
+static void
+imap_session_read_limit(struct imap_session *s)
+{
+	size_t hw = s->cfg->imap.max_line_length + 4096;
+
+	bufferevent_setwatermark(s->bev, EV_READ, 0, hw > 256 * 1024 ? hw : 256 * 1024);
+}
 static void imap_session_write_cb(struct bufferevent *bev, void *arg);
 static void imap_session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void imap_session_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -117,15 +130,19 @@ imap_session_tagged(struct imap_session *s, const char *tag, const char *fmt, ..
 void
 imap_session_error(struct imap_session *s, const char *tag, const char *fmt, ...)
 {
+	char text[512];
 	va_list ap;
 
 	if (s->bev == NULL || s->closing)
 		return;
-	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s ", tag[0] != '\0' ? tag : "*");
 	va_start(ap, fmt);
-	imap_session_vprintf(s, fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s %s\r\n", tag[0] != '\0' ? tag : "*",
+	    text);
+	/* Our reply text only (no client bytes in it), for the operator. */
+	log_info("event=imap.client_error session=%s client=%s state=%s reply=\"%s\"", s->id, s->ip,
+	    state_names[s->state], text);
 	if (++s->errors >= s->cfg->imap.max_errors) {
 		log_info("event=imap.too_many_errors session=%s client=%s errors=%d", s->id, s->ip,
 		    s->errors);
@@ -294,6 +311,7 @@ imap_session_new(struct imap_listener *l, int fd, const struct sockaddr *sa, soc
 	}
 	bufferevent_setcb(s->bev, imap_session_read_cb, imap_session_write_cb,
 	    imap_session_event_cb, s);
+	imap_session_read_limit(s);
 	if ((s->timer = evtimer_new(srv->deps.base, imap_session_timer_cb, s)) == NULL ||
 	    (s->idle_poll = event_new(srv->deps.base, -1, EV_PERSIST, imap_session_idle_cb, s)) == NULL)
 		goto fail;
@@ -755,6 +773,7 @@ imap_session_start_tls(struct imap_session *s, const char *tag)
 	s->input = IMAP_INPUT_WAIT;
 	bufferevent_setcb(s->bev, imap_session_read_cb, imap_session_write_cb,
 	    imap_session_event_cb, s);
+	imap_session_read_limit(s);
 	{
 		struct timeval wt = { .tv_sec = s->cfg->imap.idle_timeout };
 

@@ -308,7 +308,8 @@ store_info_flags(const char *fname)
 }
 
 void
-store_info_build(uint32_t flags, const char *old_info, char *buf, size_t buflen)
+store_info_build(uint32_t flags, const char *old_info, const char *kw_letters, char *buf,
+    size_t buflen)
 {
 	bool have[128] = { false };
 	size_t o = 0;
@@ -316,8 +317,13 @@ store_info_build(uint32_t flags, const char *old_info, char *buf, size_t buflen)
 	for (const char *p = old_info; p != NULL && *p != '\0'; p++) {
 		unsigned char c = (unsigned char)*p;
 
-		if (c < 128 && c > ' ' && c != ',' && c != ':' && c != '/')
+		if (c < 128 && c > ' ' && c != ',' && c != ':' && c != '/' &&
+		    (kw_letters == NULL || c < 'a' || c > 'z'))
 			have[c] = true;
+	}
+	for (const char *p = kw_letters; p != NULL && *p != '\0'; p++) {
+		if (*p >= 'a' && *p <= 'z')
+			have[(unsigned char)*p] = true;
 	}
 	for (size_t i = 0; i < sizeof(info_letters) / sizeof(info_letters[0]); i++)
 		have[(unsigned char)info_letters[i].letter] = (flags & info_letters[i].flag) != 0;
@@ -326,6 +332,100 @@ store_info_build(uint32_t flags, const char *old_info, char *buf, size_t buflen)
 			buf[o++] = (char)c;
 	}
 	buf[o] = '\0';
+}
+
+/* dovecot-keywords: "N name" lines, N the letter 'a' + N. */
+static void
+kw_file_read(struct store_mbox *sm)
+{
+	char path[PATH_MAX], *buf, *save = NULL;
+	size_t len;
+
+	if (fs_path(path, sizeof(path), "%s/%s", sm->path, STORE_KEYWORDS_NAME) == -1 ||
+	    fs_read_file(path, &buf, &len, 1u << 16) == -1)
+		return;
+	for (char *l = strtok_r(buf, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(l, ' ');
+		unsigned long i = strtoul(l, NULL, 10);
+
+		if (sp == NULL || i >= STORE_KEYWORD_LETTERS || sp[1] == '\0' || sm->kwname[i] != NULL)
+			continue;
+		if ((sm->kwname[i] = strdup(sp + 1)) != NULL && i + 1 > sm->nkw)
+			sm->nkw = i + 1;
+	}
+	free(buf);
+}
+
+static void
+kw_file_write(struct store_mbox *sm)
+{
+	char buf[STORE_KEYWORD_LETTERS * 160];
+	size_t o = 0;
+
+	for (size_t i = 0; i < sm->nkw; i++) {
+		if (sm->kwname[i] != NULL && strlen(sm->kwname[i]) < 150)
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%zu %s\n", i, sm->kwname[i]);
+	}
+	if (fs_write_file_durable(sm->path, STORE_KEYWORDS_NAME, buf, o, 0600) == -1)
+		log_warn("imap store: %s/%s: cannot write", sm->path, STORE_KEYWORDS_NAME);
+}
+
+void
+store_kw_letters(struct store_mbox *sm, const char *const *words, char *buf, size_t buflen)
+{
+	bool have[STORE_KEYWORD_LETTERS] = { false }, added = false;
+	size_t o = 0;
+
+	for (size_t w = 0; words != NULL && words[w] != NULL; w++) {
+		size_t i;
+
+		for (i = 0; i < sm->nkw; i++) {
+			if (sm->kwname[i] != NULL && strcasecmp(sm->kwname[i], words[w]) == 0)
+				break;
+		}
+		if (i == sm->nkw) {
+			if (sm->nkw == STORE_KEYWORD_LETTERS || strlen(words[w]) >= 150 ||
+			    (sm->kwname[i] = strdup(words[w])) == NULL)
+				continue;  /* no letter left: the index keeps it */
+			sm->nkw++;
+			added = true;
+		}
+		have[i] = true;
+	}
+	if (added)
+		kw_file_write(sm);
+	for (size_t i = 0; i < STORE_KEYWORD_LETTERS && o + 1 < buflen; i++) {
+		if (have[i])
+			buf[o++] = (char)('a' + i);
+	}
+	buf[o] = '\0';
+}
+
+const struct store_kwset *
+store_kw_from_info(struct store_mbox *sm, const char *fname, const char *const *keep)
+{
+	const char *info = strstr(fname, ":2,"), *words[STORE_KEYWORD_LETTERS + 65];
+	size_t n = 0;
+	bool reread = false;
+
+	for (const char *p = info != NULL ? info + 3 : ""; *p != '\0'; p++) {
+		if (*p >= 'a' && *p <= 'z' && sm->kwname[*p - 'a'] == NULL && !reread) {
+			kw_file_read(sm);  /* a letter set by another program */
+			reread = true;
+		}
+		if (*p >= 'a' && *p <= 'z' && sm->kwname[*p - 'a'] != NULL)
+			words[n++] = sm->kwname[*p - 'a'];
+	}
+	for (size_t k = 0; keep != NULL && keep[k] != NULL && n < STORE_KEYWORD_LETTERS + 64; k++) {
+		bool lettered = false;
+
+		for (size_t i = 0; i < sm->nkw && !lettered; i++)
+			lettered = sm->kwname[i] != NULL && strcasecmp(sm->kwname[i], keep[k]) == 0;
+		if (!lettered)
+			words[n++] = keep[k];
+	}
+	words[n] = NULL;
+	return store_kwset_intern(sm->st, words);
 }
 
 /* Length of the base name (before ":") of a file name without directory. */
@@ -678,6 +778,8 @@ load_cb(void *ctx, const struct index_msg *m)
 static void
 mbox_free(struct store_mbox *sm)
 {
+	for (size_t i = 0; i < STORE_KEYWORD_LETTERS; i++)
+		free(sm->kwname[i]);
 	for (size_t i = 0; i < sm->n; i++)
 		free(sm->e[i].fname);
 	free(sm->e);
@@ -797,6 +899,7 @@ scan_new_file(struct store_mbox *sm, const char *fname, const struct uidlist *ul
 	uint32_t uid;
 	struct store_entry *ent;
 	bool in_new = strncmp(fname, "new/", 4) == 0;
+	const struct store_kwset *kw;
 
 	if (fs_path(path, sizeof(path), "%s/%s", sm->path, fname) == -1)
 		return;
@@ -804,22 +907,26 @@ scan_new_file(struct store_mbox *sm, const char *fname, const struct uidlist *ul
 	if (data == NULL)
 		return;  /* gone already, or unreadable: the next scan sees */
 	snprintf(base, sizeof(base), "%.*s", (int)base_len(fname + 4), fname + 4);
+	kw = in_new ? NULL : store_kw_from_info(sm, fname, NULL);
+	if (kw != NULL)
+		store_mbox_note_keywords(sm, kw);
 	uid = uidlist_lookup(ul, base);
 	if (uid != 0 && uid < sm->uidnext && store_mbox_find(sm, uid) == -1) {
 		struct index_msg im;
 
-		ent = mbox_insert(sm, uid, fname, in_new ? 0 : store_info_flags(fname), NULL,
+		ent = mbox_insert(sm, uid, fname, in_new ? 0 : store_info_flags(fname), kw,
 		    ++sm->highestmodseq, mtime, len);
 		if (ent != NULL) {
 			im = (struct index_msg){ .uid = uid, .fname = ent->fname,
-			    .flags = ent->m.flags, .keywords = "", .modseq = ent->m.modseq,
+			    .flags = ent->m.flags, .keywords = kw != NULL ? kw->joined : "",
+			    .modseq = ent->m.modseq,
 			    .internaldate = mtime, .size = len };
 			imap_index_msg_add(sm->st->ix, sm->dbid, &im);
 			ent->recent = in_new;
 			sm->gen++;
 		}
 	} else {
-		ent = store_mbox_add(sm, fname, in_new ? 0 : store_info_flags(fname), NULL, mtime,
+		ent = store_mbox_add(sm, fname, in_new ? 0 : store_info_flags(fname), kw, mtime,
 		    len, true);
 	}
 	if (ent != NULL)
@@ -908,10 +1015,18 @@ scan_once(struct store_mbox *sm, const struct uidlist *ul, bool *again_r)
 
 					if (copy == NULL)
 						continue;
+					const struct store_kwset *nk = strncmp(key.fname, "new/", 4) == 0 ?
+					    NULL : store_kw_from_info(sm, key.fname, e->m.keywords);
+
 					free(e->fname);
 					e->fname = copy;
-					if (nf != (e->m.flags & sys)) {
+					if (nf != (e->m.flags & sys) ||
+					    (nk != NULL && (const char *const *)nk->words != e->m.keywords)) {
 						e->m.flags = (e->m.flags & ~sys) | nf;
+						if (nk != NULL) {
+							e->m.keywords = (const char *const *)nk->words;
+							store_mbox_note_keywords(sm, nk);
+						}
 						e->m.modseq = ++sm->highestmodseq;
 						sm->gen++;
 					}
@@ -1086,6 +1201,7 @@ store_mbox_get(struct imap_store *st, const char *name, enum imap_store_error *e
 		if (!have_ul)
 			uidlist_write(sm);
 	}
+	kw_file_read(sm);
 	sm->kw_used = store_kwset_from_joined(st, keywords);
 	free(keywords);
 	keywords = NULL;
@@ -1716,7 +1832,8 @@ imap_store_append(struct imap_store *st, const char *name, const char *data, siz
     uint32_t *uidvalidity_r, uint32_t *uid_r, enum imap_store_error *err_r)
 {
 	struct store_mbox *sm = store_mbox_get(st, name, err_r);
-	char unique[400], info[32], tmp[PATH_MAX], final[PATH_MAX], fname[600], dir[PATH_MAX];
+	char unique[400], info[64], tmp[PATH_MAX], final[PATH_MAX], fname[600], dir[PATH_MAX];
+	char letters[STORE_KEYWORD_LETTERS + 1];
 	size_t lf = 0, crlf = 0, o = 0;
 	char *buf;
 	int fd;
@@ -1740,7 +1857,10 @@ imap_store_append(struct imap_store *st, const char *name, const char *data, siz
 	for (size_t i = 0; i < lf; i++)
 		crlf += buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r');
 	store_unique(st, unique, sizeof(unique));
-	store_info_build(flags, NULL, info, sizeof(info));
+	kw = store_kwset_intern(st, keywords);
+	store_kw_letters(sm, kw != NULL ? (const char *const *)kw->words : NULL, letters,
+	    sizeof(letters));
+	store_info_build(flags, NULL, letters, info, sizeof(info));
 	if (fs_path(tmp, sizeof(tmp), "%s/tmp/%s,S=%zu,W=%zu", sm->path, unique, lf, crlf) == -1 ||
 	    fs_path(fname, sizeof(fname), "cur/%s,S=%zu,W=%zu:2,%s", unique, lf, crlf, info) == -1 ||
 	    fs_path(final, sizeof(final), "%s/%s", sm->path, fname) == -1 ||
@@ -1778,7 +1898,6 @@ imap_store_append(struct imap_store *st, const char *name, const char *data, siz
 		set_err(err_r, store_errno(saved));
 		return -1;
 	}
-	kw = store_kwset_intern(st, keywords);
 	imap_index_begin(st->ix);
 	e = store_mbox_add(sm, fname, flags, kw, internaldate, crlf, true);
 	if (e != NULL) {

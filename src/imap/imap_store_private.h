@@ -16,6 +16,8 @@
 #define STORE_INDEX_NAME "bulwark-index.sqlite"
 #define STORE_UIDLIST_NAME "bulwark-uidlist"
 #define STORE_SUBSCRIPTIONS_NAME "subscriptions"
+#define STORE_KEYWORDS_NAME "dovecot-keywords"  /* letters a-z: Dovecot's format */
+#define STORE_KEYWORD_LETTERS 26
 
 /* An interned, NULL-terminated keyword set; lives as long as its store. */
 struct store_kwset {
@@ -51,6 +53,8 @@ struct store_mbox {
 	uint64_t gen;            /* bumped on every change */
 	const struct store_kwset *kw_used;
 	size_t uidlist_lines;    /* lines in the uidlist file, for compaction */
+	char *kwname[STORE_KEYWORD_LETTERS];  /* keyword of file name letter 'a' + i */
+	size_t nkw;
 };
 
 struct imap_index;
@@ -88,9 +92,18 @@ struct store_entry *store_mbox_add(struct store_mbox *sm, const char *fname, uin
 /* Record keywords in the mailbox's "ever used" set. */
 void store_mbox_note_keywords(struct store_mbox *sm, const struct store_kwset *kw);
 /* Flags -> the info letters of a Maildir name, merged with the letters of
- * old_info we do not manage (P, lower-case Dovecot keywords). */
-void store_info_build(uint32_t flags, const char *old_info, char *buf, size_t buflen);
+ * old_info we do not manage (P...); the lower-case keyword letters are
+ * kw_letters when not NULL, else those of old_info. */
+void store_info_build(uint32_t flags, const char *old_info, const char *kw_letters, char *buf,
+    size_t buflen);
 uint32_t store_info_flags(const char *fname);
+/* The keyword letters ("ac") of words in sm (new keywords get a letter in
+ * dovecot-keywords while there are letters left; the rest live only in the
+ * index). */
+void store_kw_letters(struct store_mbox *sm, const char *const *words, char *buf, size_t buflen);
+/* The keywords a file name carries, plus those of keep that have no letter. */
+const struct store_kwset *store_kw_from_info(struct store_mbox *sm, const char *fname,
+    const char *const *keep);
 /* Remove entry i (file already gone). */
 void store_mbox_remove(struct store_mbox *sm, size_t i);
 /* Read a whole message file, converted to CRLF; served: NUL bytes become
@@ -138,6 +151,10 @@ int imap_index_cache_get(struct imap_index *ix, int64_t id, uint32_t uid, enum i
     char **val_r, size_t *len_r);
 int imap_index_cache_put(struct imap_index *ix, int64_t id, uint32_t uid, const char *envelope,
     const char *body, const char *bodystructure, const char *header, size_t hlen);
+/* The cached values of up to max messages from first_uid on (uid order). */
+int imap_index_cache_range(struct imap_index *ix, int64_t id, uint32_t first_uid, size_t max,
+    enum index_cache what, int (*cb)(void *ctx, uint32_t uid, const char *val, size_t len),
+    void *ctx);
 int imap_index_cache_copy(struct imap_index *ix, int64_t src_id, uint32_t src_uid,
     int64_t dst_id, uint32_t dst_uid);
 

@@ -552,3 +552,78 @@ def test_condstore(im):
     assert int(re.search(r"HIGHESTMODSEQ (\d+)", r[0]).group(1)) > highest, r
     c.cmd("l", "LOGOUT")
     c.close()
+
+
+# ---------------------------------------------------------------- pipelining, backpressure
+
+
+def test_pipelined_commands(im):
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    c.send(f"a LOGIN carol@example.org {H.PASSWORD}\r\nb SELECT INBOX\r\nc NOOP\r\nd LOGOUT\r\n")
+    lines = c.until_tagged("d", timeout=30)
+    tags = [l.split()[0] for l in lines if not l.startswith("*")]
+    assert tags == ["a", "b", "c", "d"], lines
+    assert all(l.split()[1] == "OK" for l in lines if not l.startswith("*")), lines
+    c.close()
+
+
+def test_large_fetch_slow_reader(im):
+    """FETCH of ~8 MB to a client that reads slowly: the daemon keeps at most
+    its high-water mark buffered and finishes when the client catches up."""
+    user = H.unique_user(im, "big")
+    m = IMAP(im.imap_port, source=H.TRUSTED)
+    login_ok(m, user)
+    body = (b"x" * 76 + b"\r\n") * 6500   # ~500 KB
+    for _ in range(16):
+        assert m.append("INBOX", None, None, b"Subject: big\r\n\r\n" + body)[0] == "OK"
+    m.logout()
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    assert c.cmd("a", f"LOGIN {user} {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    c.cmd("b", "SELECT INBOX")
+    c.send("c FETCH 1:* (BODY.PEEK[])\r\nd NOOP\r\n")
+    got = 0
+    c.sock.settimeout(30)
+    deadline = time.monotonic() + 60
+    while b"\r\nd OK" not in c.buf[-200:] and time.monotonic() < deadline:
+        chunk = c.sock.recv(65536)
+        assert chunk, "closed during the FETCH"
+        c.buf += chunk
+        got += len(chunk)
+        if got < 2_000_000:
+            time.sleep(0.01)   # slow at first: the daemon must wait for us
+    assert b"c OK" in c.buf and b"\r\nd OK" in c.buf[-200:], c.buf[-300:]
+    assert got > 16 * len(body)
+    c.close()
+
+
+# ---------------------------------------------------------------- timeouts, shutdown
+
+
+def test_login_and_idle_timeouts(bulwark):
+    d = bulwark(overrides={"imap": {"login_timeout": 1, "idle_timeout": 2}, **NO_BANS})
+    c = Raw(d.imap_port, source=H.TRUSTED)
+    assert c.closed(timeout=10), "not logged in: closed after imap.login_timeout"
+    assert b"* BYE Autologout" in c.buf, c.buf
+    c.close()
+    c = Raw(d.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN alice@example.test {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    c.cmd("b", "SELECT INBOX")
+    c.send("c IDLE\r\n")
+    assert c.line().startswith("+")
+    assert c.closed(timeout=15), "IDLE past imap.idle_timeout: closed"
+    assert b"* BYE Autologout" in c.buf, c.buf
+    c.close()
+
+
+def test_sigterm_says_bye_and_exits_0(bulwark):
+    d = bulwark(overrides=NO_BANS)
+    c = Raw(d.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN alice@example.test {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    c.cmd("b", "SELECT INBOX")
+    c.send("c IDLE\r\n")
+    assert c.line().startswith("+")
+    assert d.stop() == 0
+    c.closed(timeout=5)
+    assert b"* BYE" in c.buf, c.buf
+    c.close()

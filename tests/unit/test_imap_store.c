@@ -255,10 +255,11 @@ test_append_read_flags(void **state)
 	assert_memory_equal(data, msg1, len);
 	free(data);
 
-	/* STORE renames the file */
+	/* STORE renames the file; keywords are letters, as Dovecot writes them */
 	assert_int_equal(imap_mailbox_store(mb, 1, IMAP_FLAGS_ADD, IMAP_FLAG_FLAGGED | IMAP_FLAG_ANSWERED,
 	    kw, &err), 0);
-	assert_int_equal(count_files(f->root, "cur", ":2,FRS"), 1);
+	assert_int_equal(count_files(f->root, "cur", ":2,FRSab"), 1);
+	assert_int_equal(count_files(f->root, ".", "dovecot-keywords"), 1);
 	m = imap_mailbox_msg(mb, 1);
 	assert_int_equal(m->flags & ~IMAP_FLAG_RECENT, IMAP_FLAG_SEEN | IMAP_FLAG_FLAGGED |
 	    IMAP_FLAG_ANSWERED);
@@ -312,6 +313,13 @@ test_uids_stable(void **state)
 	assert_int_equal(count_files(f->root, "new", NULL), 0);
 	assert_true(imap_mailbox_msg(mb, 6)->flags & IMAP_FLAG_RECENT);
 	assert_int_equal(imap_mailbox_msg(mb, 6)->size, strlen(msg1) + strlen("Return-Path: <x@example.test>\r\n"));
+	/* keywords survive in the file name */
+	{
+		static const char *const kw[] = { "$Important", NULL };
+
+		assert_int_equal(imap_mailbox_store(mb, 3, IMAP_FLAGS_ADD, IMAP_FLAG_FLAGGED, kw, &err),
+		    0);
+	}
 	/* expunge 2 so the UIDs have a gap */
 	assert_int_equal(imap_mailbox_store(mb, 2, IMAP_FLAGS_ADD, IMAP_FLAG_DELETED, NULL, &err), 0);
 	assert_int_equal(imap_mailbox_expunge(mb, NULL, 0, NULL, NULL, &err), 0);
@@ -342,6 +350,10 @@ test_uids_stable(void **state)
 	assert_int_equal(imap_mailbox_msg(mb, 2)->uid, 3);
 	assert_int_equal(imap_mailbox_msg(mb, 5)->uid, 6);
 	assert_int_equal(imap_mailbox_uidnext(mb), 7);
+	assert_int_equal(imap_mailbox_msg(mb, 2)->flags & ~IMAP_FLAG_RECENT, IMAP_FLAG_FLAGGED);
+	assert_non_null(imap_mailbox_msg(mb, 2)->keywords);
+	assert_string_equal(imap_mailbox_msg(mb, 2)->keywords[0], "$Important");
+	assert_string_equal(imap_mailbox_keywords(mb)[0], "$Important");
 	/* a new message after the rebuild continues the sequence */
 	imap_mailbox_close(&mb);
 	assert_int_equal(append(st, "INBOX", msg1, 0), 7);
