@@ -41,14 +41,7 @@ RAW_8BIT = ("raw non-UTF-8 bytes in a header are outside RFC 5322/6532; bulwark 
 XFAIL = {
     ("search", "from-latin1-raw"): RAW_8BIT,
     ("search", "subject-cafe"): RAW_8BIT,
-    ("search", "subject-iso8859-1-charset"):
-        "RFC 3501 6.4.4: only US-ASCII must be supported; bulwark supports UTF-8 and US-ASCII "
-        "and answers NO [BADCHARSET (UTF-8 US-ASCII)], Dovecot also converts ISO-8859-1",
 }
-NO_DATE = ("a message without Date: (RFC 3501 leaves its sent date open): Dovecot takes the "
-           "epoch (every SENTBEFORE matches it), bulwark its INTERNALDATE (as RFC 5256 2.2 does)")
-for _sid in ("sentbefore", "senton-no-date", "sentsince-no-date"):
-    XFAIL[("search", _sid)] = NO_DATE
 
 
 def xfail_params(kind, ids):
