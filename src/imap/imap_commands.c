@@ -233,7 +233,6 @@ cmd_select(struct imap_session *s, struct cmd *c)
 	const char *name;
 	struct evbuffer *out = imap_session_out(s);
 	uint32_t count, recent = 0, unseen = 0;
-	const char *const *kw;
 
 	if (c->nargs < 1 || c->nargs > 2 || (name = mailbox_arg(&c->args[0])) == NULL)
 		return reply(c, CMD_BAD, "%s needs a mailbox name", c->name);
@@ -263,21 +262,7 @@ cmd_select(struct imap_session *s, struct cmd *c)
 		if (unseen == 0 && !(m->flags & IMAP_FLAG_SEEN))
 			unseen = i;
 	}
-	kw = imap_mailbox_keywords(s->mb);
-	evbuffer_add_printf(out, "* FLAGS ");
-	imap_write_flags(out, IMAP_FLAG_SEEN | IMAP_FLAG_ANSWERED | IMAP_FLAG_FLAGGED |
-	    IMAP_FLAG_DELETED | IMAP_FLAG_DRAFT, kw);
-	evbuffer_add_printf(out, "\r\n* OK [PERMANENTFLAGS ");
-	if (readonly) {
-		evbuffer_add_printf(out, "()");
-	} else {
-		/* new keywords may be made: "\*" */
-		evbuffer_add_printf(out, "(\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-		for (size_t i = 0; kw != NULL && kw[i] != NULL; i++)
-			evbuffer_add_printf(out, " %s", kw[i]);
-		evbuffer_add_printf(out, " \\*)");
-	}
-	evbuffer_add_printf(out, "] Flags permitted\r\n");
+	imap_session_flags_response(s);
 	evbuffer_add_printf(out, "* %" PRIu32 " EXISTS\r\n* %" PRIu32 " RECENT\r\n", count, recent);
 	if (unseen > 0)
 		evbuffer_add_printf(out, "* OK [UNSEEN %" PRIu32 "] First unseen\r\n", unseen);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -80,16 +81,89 @@ static const char schema[] =
     " PRIMARY KEY (mailbox, uid));";
 
 struct imap_index {
-	sqlite3 *db;
+	sqlite3 *db;             /* NULL while parked */
 	sqlite3_stmt *st[S_COUNT];
-	int depth;  /* nested begin/commit */
+	int depth;               /* nested begin/commit */
+	int64_t last_use;        /* monotonic ms */
+	char *path;
 };
 
+/*
+ * Before SQLite initialises (hence a constructor; sqlite3_config() is
+ * refused later, harmlessly): no bulk page-cache block per connection.
+ * SQLite gives every connection 20 pages (87 KB) at its first read, which
+ * is most of what 1,000 IMAP accounts open at once would cost; pages are
+ * then allocated one by one as used, for the directory database too.
+ */
+__attribute__((constructor)) static void
+imap_index_sqlite_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)0, 0, 0);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+db_open(struct imap_index *ix)
+{
+	if (sqlite3_open_v2(ix->path, &ix->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		log_warnx("imap index %s: %s", ix->path, ix->db ? sqlite3_errmsg(ix->db) : "no memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(ix->db, 5000);
+	if (sqlite3_exec(ix->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	    "PRAGMA cache_size=-1024; PRAGMA mmap_size=268435456;", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(ix->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		log_warnx("imap index %s: %s", ix->path, sqlite3_errmsg(ix->db));
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_close(ix->db);
+	ix->db = NULL;
+	return -1;
+}
+
+static void
+db_close(struct imap_index *ix)
+{
+	for (int i = 0; i < S_COUNT; i++) {
+		sqlite3_finalize(ix->st[i]);
+		ix->st[i] = NULL;
+	}
+	sqlite3_close(ix->db);
+	ix->db = NULL;
+}
+
+/* Statements are prepared on first use, and the connection itself is
+ * (re)opened on first use after imap_index_park(): an idle account (IMAP
+ * IDLE) holds no SQLite memory at all (a connection costs ~150 KB). A
+ * NULL statement is safe: SQLite's bind/step/reset answer SQLITE_MISUSE,
+ * so every caller takes its error path. */
 static sqlite3_stmt *
 stmt(struct imap_index *ix, int which)
 {
-	sqlite3_stmt *s = ix->st[which];
+	sqlite3_stmt *s;
 
+	ix->last_use = now_ms();
+	if (ix->db == NULL && db_open(ix) == -1)
+		return NULL;
+	if ((s = ix->st[which]) == NULL) {
+		if (sqlite3_prepare_v3(ix->db, sqls[which], -1, SQLITE_PREPARE_PERSISTENT,
+		    &ix->st[which], NULL) != SQLITE_OK) {
+			log_warnx("imap index: prepare: %s", sqlite3_errmsg(ix->db));
+			ix->st[which] = NULL;
+		}
+		s = ix->st[which];
+	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return s;
@@ -102,7 +176,7 @@ step_done(struct imap_index *ix, sqlite3_stmt *s)
 
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		log_warnx("imap index: %s", sqlite3_errmsg(ix->db));
+		log_warnx("imap index: %s", ix->db != NULL ? sqlite3_errmsg(ix->db) : "not open");
 		return -1;
 	}
 	return 0;
@@ -114,35 +188,26 @@ imap_index_open(const char *path, bool *created_r)
 	struct imap_index *ix = calloc(1, sizeof(*ix));
 	FILE *f;
 
-	if (ix == NULL)
-		return NULL;
+	if (ix == NULL || (ix->path = strdup(path)) == NULL)
+		goto fail;
 	f = fopen(path, "r");
 	*created_r = f == NULL;
 	if (f != NULL)
 		fclose(f);
-	if (sqlite3_open_v2(path, &ix->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		log_warnx("imap index %s: %s", path, ix->db ? sqlite3_errmsg(ix->db) : "no memory");
+	if (db_open(ix) == -1)
 		goto fail;
-	}
-	sqlite3_busy_timeout(ix->db, 5000);
-	if (sqlite3_exec(ix->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-	    "PRAGMA cache_size=-1024; PRAGMA mmap_size=268435456;", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(ix->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-		log_warnx("imap index %s: %s", path, sqlite3_errmsg(ix->db));
-		goto fail;
-	}
-	for (int i = 0; i < S_COUNT; i++) {
-		if (sqlite3_prepare_v3(ix->db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT,
-		    &ix->st[i], NULL) != SQLITE_OK) {
-			log_warnx("imap index: prepare: %s", sqlite3_errmsg(ix->db));
-			goto fail;
-		}
-	}
+	ix->last_use = now_ms();
 	return ix;
 fail:
 	imap_index_free(&ix);
 	return NULL;
+}
+
+void
+imap_index_park(struct imap_index *ix, int64_t idle_ms)
+{
+	if (ix->db != NULL && ix->depth == 0 && now_ms() - ix->last_use >= idle_ms)
+		db_close(ix);
 }
 
 void
@@ -152,9 +217,8 @@ imap_index_free(struct imap_index **ixp)
 
 	if (ix == NULL)
 		return;
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(ix->st[i]);
-	sqlite3_close(ix->db);
+	db_close(ix);
+	free(ix->path);
 	free(ix);
 	*ixp = NULL;
 }
@@ -189,7 +253,7 @@ imap_index_mailbox_get(struct imap_index *ix, const char *dname, int64_t *id_r,
 		return 0;
 	}
 	if (rc != SQLITE_ROW) {
-		log_warnx("imap index: %s", sqlite3_errmsg(ix->db));
+		log_warnx("imap index: %s", ix->db != NULL ? sqlite3_errmsg(ix->db) : "not open");
 		sqlite3_reset(s);
 		return -1;
 	}
@@ -214,7 +278,7 @@ imap_index_mailbox_add(struct imap_index *ix, const char *dname, uint32_t uidval
 	sqlite3_bind_int64(s, 3, uidnext);
 	if (step_done(ix, s) == -1)
 		return -1;
-	*id_r = sqlite3_last_insert_rowid(ix->db);
+	*id_r = ix->db != NULL ? sqlite3_last_insert_rowid(ix->db) : 0;
 	return 0;
 }
 
@@ -306,7 +370,7 @@ imap_index_msgs_load(struct imap_index *ix, int64_t id,
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
-		log_warnx("imap index: %s", sqlite3_errmsg(ix->db));
+		log_warnx("imap index: %s", ix->db != NULL ? sqlite3_errmsg(ix->db) : "not open");
 		return -1;
 	}
 	return 0;
@@ -377,7 +441,7 @@ imap_index_cache_get(struct imap_index *ix, int64_t id, uint32_t uid, enum index
 		return 0;
 	}
 	if (rc != SQLITE_ROW) {
-		log_warnx("imap index: %s", sqlite3_errmsg(ix->db));
+		log_warnx("imap index: %s", ix->db != NULL ? sqlite3_errmsg(ix->db) : "not open");
 		sqlite3_reset(s);
 		return -1;
 	}

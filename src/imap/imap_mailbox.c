@@ -25,21 +25,36 @@
 #define SYSTEM_FLAGS (IMAP_FLAG_SEEN | IMAP_FLAG_ANSWERED | IMAP_FLAG_FLAGGED | \
     IMAP_FLAG_DELETED | IMAP_FLAG_DRAFT)
 
-struct view_msg {
-	struct imap_msg m;
-	bool gone;             /* expunged elsewhere, not yet reported */
+/*
+ * Views share the mailbox's message list. A view that has seen every change
+ * ("attached", snap == NULL) numbers the messages of sm->e directly; before
+ * the list changes shape (a message added or removed), the attached views
+ * are given the list as it was (the very array, so the pointers they handed
+ * out stay valid; the mailbox goes on with a copy), shared by all of them,
+ * which they keep until their next sync reports the difference. Flag
+ * changes happen in place and are found at sync by their modseq. So 1,000
+ * sessions idling on a 10,000-message mailbox hold one list, not 1,000.
+ */
+struct snapshot {
+	unsigned refs;
+	size_t n;
+	struct store_entry *e;   /* only .m is used (fname belongs to the mailbox) */
 };
 
 struct imap_mailbox {
 	struct imap_store *st;
 	struct store_mbox *sm;
+	struct imap_mailbox *next_view;  /* sm->views */
 	bool readonly;
-	struct view_msg *v;
-	size_t n, cap;
-	uint64_t gen;          /* sm->gen at the last sync */
-	bool pending_expunge;  /* gone messages still in the view */
-	char *scratch[4];      /* returned cache strings, per enum index_cache */
-	struct window *win[4]; /* read-ahead of cached values (FETCH 1:*) */
+	struct snapshot *snap;   /* NULL: attached to sm->e */
+	uint64_t modseq_seen;    /* flag changes up to here are reported */
+	uint64_t *own;           /* modseqs of this view's own STOREs since */
+	size_t nown, capown;
+	uint32_t *recent;        /* UIDs \Recent in this view (sorted) */
+	struct imap_msg *rmsg;   /* their messages with IMAP_FLAG_RECENT */
+	size_t nrecent, caprecent;
+	char *scratch[4];        /* returned cache strings, per enum index_cache */
+	struct window *win[4];   /* read-ahead of cached values (FETCH 1:*) */
 };
 
 /* Values of consecutive UIDs read in one query: FETCH 1:* ENVELOPE on a
@@ -61,21 +76,6 @@ set_err(enum imap_store_error *err_r, enum imap_store_error e)
 {
 	if (err_r != NULL)
 		*err_r = e;
-}
-
-static int
-view_grow(struct imap_mailbox *mb)
-{
-	if (mb->n == mb->cap) {
-		size_t cap = mb->cap ? mb->cap * 2 : 32;
-		struct view_msg *nv = realloc(mb->v, cap * sizeof(*nv));
-
-		if (nv == NULL)
-			return -1;
-		mb->v = nv;
-		mb->cap = cap;
-	}
-	return 0;
 }
 
 /* Move new/ files to cur/ (a read-write SELECT takes them, as Dovecot does). */
@@ -117,21 +117,160 @@ claim_new(struct store_mbox *sm)
 		imap_index_commit(sm->st->ix);
 }
 
-static void
-view_append(struct imap_mailbox *mb, struct store_entry *e)
-{
-	struct view_msg *vm;
+/* --- the view's message list ------------------------------------------- */
 
-	if (view_grow(mb) == -1)
-		return;
-	vm = &mb->v[mb->n++];
-	vm->m = e->m;
-	vm->gone = false;
-	if (e->recent) {
-		vm->m.flags |= IMAP_FLAG_RECENT;
-		if (!mb->readonly)
-			e->recent = false;  /* \Recent goes to one session only */
+static size_t
+view_n(const struct imap_mailbox *mb)
+{
+	return mb->snap != NULL ? mb->snap->n : mb->sm->n;
+}
+
+static const struct imap_msg *
+view_base(const struct imap_mailbox *mb, size_t i)
+{
+	return mb->snap != NULL ? &mb->snap->e[i].m : &mb->sm->e[i].m;
+}
+
+static void
+snap_unref(struct snapshot **sp)
+{
+	if (*sp != NULL && --(*sp)->refs == 0) {
+		free((*sp)->e);
+		free(*sp);
 	}
+	*sp = NULL;
+}
+
+int
+store_mbox_detach_views(struct store_mbox *sm)
+{
+	struct snapshot *s = NULL;
+	struct store_entry *copy;
+
+	for (struct imap_mailbox *v = sm->views; v != NULL; v = v->next_view) {
+		if (v->snap != NULL)
+			continue;
+		if (s == NULL) {
+			/* the views keep the array they point into; sm goes on with a copy */
+			s = malloc(sizeof(*s));
+			copy = malloc((sm->cap > 0 ? sm->cap : 1) * sizeof(*copy));
+			if (s == NULL || copy == NULL) {
+				free(s);
+				free(copy);
+				log_warnx("imap store: %s: no memory for a view snapshot", sm->st->address);
+				return -1;
+			}
+			if (sm->n > 0)
+				memcpy(copy, sm->e, sm->n * sizeof(*copy));
+			s->refs = 0;
+			s->n = sm->n;
+			s->e = sm->e;
+			sm->e = copy;
+			if (sm->cap == 0)
+				sm->cap = 1;
+		}
+		v->snap = s;
+		s->refs++;
+	}
+	return 0;
+}
+
+static ssize_t
+recent_find(const struct imap_mailbox *mb, uint32_t uid)
+{
+	size_t lo = 0, hi = mb->nrecent;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (mb->recent[mid] == uid)
+			return (ssize_t)mid;
+		if (mb->recent[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* uid becomes \Recent in this view (uids arrive in ascending order). */
+static void
+recent_add(struct imap_mailbox *mb, const struct imap_msg *m)
+{
+	if (mb->nrecent == mb->caprecent) {
+		size_t cap = mb->caprecent ? mb->caprecent * 2 : 8;
+		uint32_t *nu = realloc(mb->recent, cap * sizeof(*nu));
+		struct imap_msg *nm;
+
+		if (nu == NULL)
+			return;
+		mb->recent = nu;
+		if ((nm = realloc(mb->rmsg, cap * sizeof(*nm))) == NULL)
+			return;
+		mb->rmsg = nm;
+		mb->caprecent = cap;
+	}
+	mb->recent[mb->nrecent] = m->uid;
+	mb->rmsg[mb->nrecent] = *m;
+	mb->rmsg[mb->nrecent].flags |= IMAP_FLAG_RECENT;
+	mb->nrecent++;
+}
+
+/* The \Recent copies follow the current flags; expunged ones go. */
+static void
+recent_refresh(struct imap_mailbox *mb)
+{
+	size_t o = 0;
+
+	for (size_t k = 0; k < mb->nrecent; k++) {
+		ssize_t i = store_mbox_find(mb->sm, mb->recent[k]);
+
+		if (i == -1 && (mb->snap == NULL || imap_mailbox_seq_of_uid(mb, mb->recent[k]) == 0))
+			continue;
+		mb->recent[o] = mb->recent[k];
+		if (i != -1) {
+			mb->rmsg[o] = mb->sm->e[i].m;
+			mb->rmsg[o].flags |= IMAP_FLAG_RECENT;
+		} else {
+			mb->rmsg[o] = mb->rmsg[k];
+		}
+		o++;
+	}
+	mb->nrecent = o;
+}
+
+/* Own modseqs come in increasing order (each STORE takes the next one). */
+static bool
+own_change(const struct imap_mailbox *mb, uint64_t modseq)
+{
+	size_t lo = 0, hi = mb->nown;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (mb->own[mid] == modseq)
+			return true;
+		if (mb->own[mid] < modseq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static void
+own_add(struct imap_mailbox *mb, uint64_t modseq)
+{
+	if (mb->nown == mb->capown) {
+		size_t cap = mb->capown ? mb->capown * 2 : 16;
+		uint64_t *n = realloc(mb->own, cap * sizeof(*n));
+
+		if (n == NULL)
+			return;  /* at worst a FETCH FLAGS the client knew already */
+		mb->own = n;
+		mb->capown = cap;
+	}
+	mb->own[mb->nown++] = modseq;
 }
 
 struct imap_mailbox *
@@ -153,15 +292,16 @@ imap_mailbox_open(struct imap_store *st, const char *name, bool readonly,
 	st->refs++;  /* the view keeps the store (and sm) alive */
 	if (!readonly)
 		claim_new(sm);
-	if (sm->n > 0 && (mb->v = malloc(sm->n * sizeof(*mb->v))) == NULL) {
-		imap_mailbox_close(&mb);
-		set_err(err_r, IMAP_STORE_ERR_IO);
-		return NULL;
+	for (size_t i = 0; i < sm->n; i++) {
+		if (!sm->e[i].recent)
+			continue;
+		recent_add(mb, &sm->e[i].m);
+		if (!readonly)
+			sm->e[i].recent = false;  /* \Recent goes to one session only */
 	}
-	mb->cap = sm->n;
-	for (size_t i = 0; i < sm->n; i++)
-		view_append(mb, &sm->e[i]);
-	mb->gen = sm->gen;
+	mb->modseq_seen = sm->highestmodseq;
+	mb->next_view = sm->views;
+	sm->views = mb;
 	set_err(err_r, IMAP_STORE_OK);
 	return mb;
 }
@@ -176,10 +316,19 @@ imap_mailbox_close(struct imap_mailbox **mbp)
 		return;
 	*mbp = NULL;
 	st = mb->st;
+	for (struct imap_mailbox **pp = &mb->sm->views; *pp != NULL; pp = &(*pp)->next_view) {
+		if (*pp == mb) {
+			*pp = mb->next_view;
+			break;
+		}
+	}
 	for (size_t i = 0; i < 4; i++)
 		free(mb->scratch[i]);
 	windows_drop(mb);
-	free(mb->v);
+	snap_unref(&mb->snap);
+	free(mb->own);
+	free(mb->recent);
+	free(mb->rmsg);
 	free(mb);
 	imap_store_close(&st);
 }
@@ -187,7 +336,7 @@ imap_mailbox_close(struct imap_mailbox **mbp)
 uint32_t
 imap_mailbox_count(const struct imap_mailbox *mb)
 {
-	return (uint32_t)mb->n;
+	return (uint32_t)view_n(mb);
 }
 
 uint32_t
@@ -199,10 +348,12 @@ imap_mailbox_uidvalidity(const struct imap_mailbox *mb)
 uint32_t
 imap_mailbox_uidnext(const struct imap_mailbox *mb)
 {
-	/* what this view has seen: a UID above it would have been announced */
-	uint32_t next = mb->n > 0 ? mb->v[mb->n - 1].m.uid + 1 : 1;
+	size_t n = view_n(mb);
 
-	return mb->sm->uidnext > next && mb->gen == mb->sm->gen ? mb->sm->uidnext : next;
+	/* attached: the mailbox's; else what this view has been told of */
+	if (mb->snap == NULL)
+		return mb->sm->uidnext;
+	return n > 0 ? view_base(mb, n - 1)->uid + 1 : 1;
 }
 
 uint64_t
@@ -220,22 +371,29 @@ imap_mailbox_keywords(const struct imap_mailbox *mb)
 const struct imap_msg *
 imap_mailbox_msg(const struct imap_mailbox *mb, uint32_t seq)
 {
-	if (seq == 0 || seq > mb->n)
+	const struct imap_msg *m;
+	ssize_t k;
+
+	if (seq == 0 || seq > view_n(mb))
 		return NULL;
-	return &mb->v[seq - 1].m;
+	m = view_base(mb, seq - 1);
+	if (mb->nrecent > 0 && (k = recent_find(mb, m->uid)) != -1)
+		return &mb->rmsg[k];
+	return m;
 }
 
 uint32_t
 imap_mailbox_seq_of_uid(const struct imap_mailbox *mb, uint32_t uid)
 {
-	size_t lo = 0, hi = mb->n;
+	size_t lo = 0, hi = view_n(mb);
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
+		uint32_t u = view_base(mb, mid)->uid;
 
-		if (mb->v[mid].m.uid == uid)
+		if (u == uid)
 			return (uint32_t)mid + 1;
-		if (mb->v[mid].m.uid < uid)
+		if (u < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -247,14 +405,9 @@ bool
 imap_mailbox_changed(struct imap_mailbox *mb)
 {
 	windows_drop(mb);  /* an idling view holds no read-ahead */
-	return mb->gen != mb->sm->gen || mb->pending_expunge || store_mbox_disk_changed(mb->sm);
-}
-
-static void
-view_remove(struct imap_mailbox *mb, size_t i)
-{
-	memmove(&mb->v[i], &mb->v[i + 1], (mb->n - i - 1) * sizeof(mb->v[0]));
-	mb->n--;
+	imap_index_park(mb->st->ix, 5000);  /* nor its account an SQLite connection */
+	return mb->snap != NULL || mb->modseq_seen != mb->sm->highestmodseq ||
+	    store_mbox_disk_changed(mb->sm);
 }
 
 int
@@ -262,74 +415,120 @@ imap_mailbox_sync(struct imap_mailbox *mb, bool allow_expunge, const struct imap
     void *ctx)
 {
 	struct store_mbox *sm = mb->sm;
-	size_t old_n, j;
-	uint32_t maxuid, recent = 0;
-	bool changed_flags = false;
+	struct snapshot *snap, *priv = NULL;
+	uint32_t *kept = NULL, maxuid;
+	bool *present = NULL;
+	size_t nkept = 0, nnew = 0, first_new = 0;
+	bool gone = false;
 
 	windows_drop(mb);
 	if (store_mbox_refresh(sm, false) == -1)
 		return -1;
 	if (!mb->readonly)
 		claim_new(sm);
-	if (mb->gen == sm->gen && !(allow_expunge && mb->pending_expunge))
-		return 0;
-	/* 1. messages gone from the shared state */
-	for (size_t i = mb->n; i-- > 0; ) {
-		if (!mb->v[i].gone && store_mbox_find(sm, mb->v[i].m.uid) != -1)
-			continue;
-		if (allow_expunge) {
-			view_remove(mb, i);
-			if (cb != NULL && cb->expunged != NULL)
-				cb->expunged(ctx, (uint32_t)i + 1);
-		} else {
-			mb->v[i].gone = true;
-		}
-	}
-	mb->pending_expunge = false;
-	for (size_t i = 0; i < mb->n; i++)
-		mb->pending_expunge |= mb->v[i].gone;
-	/* 2. flags changed by others */
-	old_n = mb->n;
-	maxuid = mb->n > 0 ? mb->v[mb->n - 1].m.uid : 0;
-	j = 0;
-	for (size_t i = 0; i < old_n; i++) {
-		struct view_msg *vm = &mb->v[i];
-		const struct store_entry *e;
+	if ((snap = mb->snap) == NULL) {
+		/* attached: only flags can have changed */
+		if (mb->modseq_seen != sm->highestmodseq) {
+			for (size_t i = 0; i < sm->n; i++) {
+				const struct imap_msg *m = &sm->e[i].m;
 
-		if (vm->gone)
-			continue;
-		while (j < sm->n && sm->e[j].m.uid < vm->m.uid)
+				if (m->modseq > mb->modseq_seen && !own_change(mb, m->modseq) &&
+				    cb != NULL && cb->flags != NULL)
+					cb->flags(ctx, (uint32_t)i + 1);
+			}
+		}
+		goto done;
+	}
+	/* 1. messages gone from the mailbox, highest sequence number first
+	 * (both lists are in UID order: one merge, linear in the mailbox) */
+	if (snap->n > 0 && ((kept = malloc(snap->n * sizeof(*kept))) == NULL ||
+	    (present = malloc(snap->n)) == NULL)) {
+		free(kept);
+		return -1;
+	}
+	for (size_t i = 0, j = 0; i < snap->n; i++) {
+		while (j < sm->n && sm->e[j].m.uid < snap->e[i].m.uid)
 			j++;
-		if (j >= sm->n || sm->e[j].m.uid != vm->m.uid)
-			continue;
-		e = &sm->e[j];
-		if ((vm->m.flags & SYSTEM_FLAGS) != (e->m.flags & SYSTEM_FLAGS) ||
-		    vm->m.keywords != e->m.keywords) {
-			vm->m.flags = (vm->m.flags & IMAP_FLAG_RECENT) | (e->m.flags & SYSTEM_FLAGS);
-			vm->m.keywords = e->m.keywords;
-			vm->m.modseq = e->m.modseq;
-			changed_flags = true;
-			if (cb != NULL && cb->flags != NULL)
-				cb->flags(ctx, (uint32_t)i + 1);
-		} else {
-			vm->m.modseq = e->m.modseq;
+		present[i] = j < sm->n && sm->e[j].m.uid == snap->e[i].m.uid;
+	}
+	for (size_t i = snap->n; i-- > 0; ) {
+		uint32_t uid = snap->e[i].m.uid;
+
+		if (!present[i]) {
+			if (allow_expunge) {
+				if (cb != NULL && cb->expunged != NULL)
+					cb->expunged(ctx, (uint32_t)i + 1);
+				continue;
+			}
+			gone = true;
+		}
+		kept[nkept++] = uid;
+	}
+	for (size_t i = 0; i < nkept / 2; i++) {
+		uint32_t t = kept[i];
+
+		kept[i] = kept[nkept - 1 - i];
+		kept[nkept - 1 - i] = t;
+	}
+	free(present);
+	/* 2. flags changed by others */
+	for (size_t i = 0, j = 0; i < nkept; i++) {
+		while (j < sm->n && sm->e[j].m.uid < kept[i])
+			j++;
+		if (j < sm->n && sm->e[j].m.uid == kept[i] && sm->e[j].m.modseq > mb->modseq_seen &&
+		    !own_change(mb, sm->e[j].m.modseq) && cb != NULL && cb->flags != NULL)
+			cb->flags(ctx, (uint32_t)i + 1);
+	}
+	/* 3. new messages */
+	maxuid = snap->n > 0 ? snap->e[snap->n - 1].m.uid : 0;
+	for (first_new = sm->n; first_new > 0 && sm->e[first_new - 1].m.uid > maxuid; first_new--)
+		;
+	nnew = sm->n - first_new;
+	if (gone || nkept + nnew != sm->n) {
+		/* cannot attach yet (unreported expunges): a list of its own */
+		priv = malloc(sizeof(*priv));
+		if (priv == NULL || (priv->e = calloc(nkept + nnew + 1, sizeof(*priv->e))) == NULL) {
+			free(priv);
+			free(kept);
+			return -1;
+		}
+		priv->refs = 1;
+		priv->n = 0;
+		for (size_t i = 0, j = 0; i < nkept; i++) {
+			ssize_t k = store_mbox_find(sm, kept[i]);
+
+			if (k != -1) {
+				priv->e[priv->n++].m = sm->e[k].m;
+				continue;
+			}
+			while (j < snap->n && snap->e[j].m.uid != kept[i])
+				j++;
+			if (j < snap->n)
+				priv->e[priv->n++].m = snap->e[j].m;
+		}
+		for (size_t k = first_new; k < sm->n; k++)
+			priv->e[priv->n++].m = sm->e[k].m;
+	}
+	for (size_t k = first_new; k < sm->n; k++) {
+		if (sm->e[k].recent) {
+			recent_add(mb, &sm->e[k].m);
+			if (!mb->readonly)
+				sm->e[k].recent = false;  /* \Recent goes to one session only */
 		}
 	}
-	(void)changed_flags;
-	/* 3. new messages */
-	for (size_t k = 0; k < sm->n; k++) {
-		if (sm->e[k].m.uid > maxuid)
-			view_append(mb, &sm->e[k]);
-	}
-	mb->gen = sm->gen;
-	if (mb->n != old_n) {
-		for (size_t i = 0; i < mb->n; i++)
-			recent += (mb->v[i].m.flags & IMAP_FLAG_RECENT) != 0;
+	snap_unref(&mb->snap);
+	mb->snap = priv;
+	free(kept);
+	if (nnew > 0) {
 		if (cb != NULL && cb->exists != NULL)
-			cb->exists(ctx, (uint32_t)mb->n);
+			cb->exists(ctx, (uint32_t)view_n(mb));
 		if (cb != NULL && cb->recent != NULL)
-			cb->recent(ctx, recent);
+			cb->recent(ctx, (uint32_t)mb->nrecent);
 	}
+done:
+	recent_refresh(mb);
+	mb->modseq_seen = sm->highestmodseq;
+	mb->nown = 0;
 	return 0;
 }
 
@@ -339,11 +538,8 @@ entry_of(struct imap_mailbox *mb, uint32_t seq, enum imap_store_error *err_r)
 {
 	ssize_t i;
 
-	if (seq == 0 || seq > mb->n) {
-		set_err(err_r, IMAP_STORE_ERR_NONEXISTENT);
-		return NULL;
-	}
-	if (mb->v[seq - 1].gone || (i = store_mbox_find(mb->sm, mb->v[seq - 1].m.uid)) == -1) {
+	if (seq == 0 || seq > view_n(mb) ||
+	    (i = store_mbox_find(mb->sm, view_base(mb, seq - 1)->uid)) == -1) {
 		set_err(err_r, IMAP_STORE_ERR_NONEXISTENT);
 		return NULL;
 	}
@@ -472,9 +668,16 @@ imap_mailbox_store(struct imap_mailbox *mb, uint32_t seq, enum imap_flag_op op, 
 	    sm->kw_used->joined);
 	imap_index_commit(sm->st->ix);
 	/* this view knows already: the session answers the STORE itself */
-	mb->v[seq - 1].m.flags = (mb->v[seq - 1].m.flags & IMAP_FLAG_RECENT) | nf;
-	mb->v[seq - 1].m.keywords = e->m.keywords;
-	mb->v[seq - 1].m.modseq = e->m.modseq;
+	own_add(mb, e->m.modseq);
+	if (mb->snap != NULL) {
+		/* a lagging view sees its own change at once (the list is shared:
+		 * other lagging views see it too, and hear of it at their sync) */
+		uint32_t s2 = imap_mailbox_seq_of_uid(mb, e->m.uid);
+
+		if (s2 != 0)
+			mb->snap->e[s2 - 1].m = e->m;
+	}
+	recent_refresh(mb);
 	set_err(err_r, IMAP_STORE_OK);
 	return 0;
 }
@@ -487,15 +690,15 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Unlink the file of view message seq and drop it from the shared state
- * and the view. 0 ok (or already gone), -1 error. */
+/* Unlink the file of message uid and drop it from the shared state (the
+ * views hear of it at their sync). 0 ok (or already gone), -1 error. */
 static int
-remove_msg(struct imap_mailbox *mb, uint32_t seq, enum imap_store_error *err_r)
+remove_msg(struct imap_mailbox *mb, uint32_t uid, enum imap_store_error *err_r)
 {
 	struct store_mbox *sm = mb->sm;
 
 	for (int tries = 0; tries < 2; tries++) {
-		ssize_t i = store_mbox_find(sm, mb->v[seq - 1].m.uid);
+		ssize_t i = store_mbox_find(sm, uid);
 		char path[PATH_MAX];
 
 		if (i == -1)
@@ -516,7 +719,6 @@ remove_msg(struct imap_mailbox *mb, uint32_t seq, enum imap_store_error *err_r)
 		if (store_mbox_refresh(sm, true) == -1)
 			break;
 	}
-	view_remove(mb, seq - 1);
 	return 0;
 }
 
@@ -537,26 +739,28 @@ imap_mailbox_expunge(struct imap_mailbox *mb, const uint32_t *uids, size_t nuids
 		qsort(sorted, nuids, sizeof(*sorted), cmp_u32);
 	}
 	imap_index_begin(sm->st->ix);
-	for (size_t i = mb->n; i-- > 0; ) {
-		uint32_t uid = mb->v[i].m.uid;
+	for (size_t i = view_n(mb); i-- > 0; ) {
+		uint32_t uid = view_base(mb, i)->uid;
 		ssize_t k;
 
-		if (mb->v[i].gone)
-			continue;
 		if (uids != NULL && (sorted == NULL ||
 		    bsearch(&uid, sorted, nuids, sizeof(*sorted), cmp_u32) == NULL))
 			continue;
 		if ((k = store_mbox_find(sm, uid)) == -1 || !(sm->e[k].m.flags & IMAP_FLAG_DELETED))
 			continue;
-		if (remove_msg(mb, (uint32_t)i + 1, err_r) == -1) {
+		if (remove_msg(mb, uid, err_r) == -1) {
 			ret = -1;
 			break;
 		}
-		if (cb != NULL && cb->expunged != NULL)
-			cb->expunged(ctx, (uint32_t)i + 1);
 	}
 	imap_index_mailbox_update(sm->st->ix, sm->dbid, sm->uidnext, sm->highestmodseq,
 	    sm->kw_used->joined);
+	/* the view learns it like any other change: EXPUNGE responses, highest
+	 * sequence number first (and anything else pending) */
+	if (imap_mailbox_sync(mb, true, cb, ctx) == -1 && ret == 0) {
+		set_err(err_r, IMAP_STORE_ERR_IO);
+		ret = -1;
+	}
 	imap_index_commit(sm->st->ix);
 	free(sorted);
 	if (ret == 0)
@@ -674,23 +878,18 @@ imap_mailbox_copy(struct imap_mailbox *mb, const uint32_t *seqs, size_t n, const
 	if (fs_path(dir, sizeof(dir), "%s/cur", dsm->path) == 0)
 		(void)fs_fsync_dir(dir);
 	if (move) {
-		/* then expunge the sources, highest sequence number first */
-		for (size_t i = mb->n; i-- > 0; ) {
-			bool hit = false;
-
-			for (size_t k = 0; k < n && !hit; k++)
-				hit = srcuids[k] == mb->v[i].m.uid;
-			if (!hit)
-				continue;
-			if (remove_msg(mb, (uint32_t)i + 1, err_r) == -1)
+		/* then expunge the sources */
+		for (size_t k = 0; k < n; k++) {
+			if (remove_msg(mb, srcuids[k], err_r) == -1)
 				break;
-			if (cb != NULL && cb->expunged != NULL)
-				cb->expunged(ctx, (uint32_t)i + 1);
 		}
 	}
 	imap_index_mailbox_update(mb->st->ix, sm->dbid, sm->uidnext, sm->highestmodseq,
 	    sm->kw_used->joined);
 	imap_index_commit(mb->st->ix);
+	/* MOVE: EXPUNGE responses, highest sequence number first (RFC 6851) */
+	if (move)
+		(void)imap_mailbox_sync(mb, true, cb, ctx);
 	free(srcuids);
 	if (dest_uidvalidity_r != NULL)
 		*dest_uidvalidity_r = dsm->uidvalidity;

@@ -5,6 +5,7 @@
  * their charset, then compared case-insensitively (Unicode case folding).
  * Trusts nothing: undecodable text is made valid UTF-8, never rejected.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,7 +50,123 @@ contains_folded(const char *hay, gssize len, const char *needle_folded)
 	return hit;
 }
 
-/* A header value unfolded and decoded (RFC 2047, 8-bit charsets). */
+/* bytes in charset -> UTF-8 appended to out (raw when unknown). */
+static void
+append_utf8(GString *out, const char *charset, const char *bytes, size_t len)
+{
+	char *conv = NULL;
+	gsize wrote = 0;
+
+	if (len == 0)
+		return;
+	if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
+	    g_ascii_strcasecmp(charset, "us-ascii") != 0)
+		conv = g_convert_with_fallback(bytes, (gssize)len, "UTF-8",
+		    g_mime_charset_iconv_name(charset), "?", NULL, &wrote, NULL);
+	if (conv != NULL) {
+		g_string_append_len(out, conv, (gssize)wrote);
+		g_free(conv);
+	} else {
+		g_string_append_len(out, bytes, (gssize)len);
+	}
+}
+
+static int hexval(int c);
+
+/*
+ * RFC 2047 decoding, one encoded word at a time: GMime's own decoder glues
+ * adjacent words of one charset together before decoding, which loses the
+ * second of two base64 words when the first ends in '=' padding. Bytes of
+ * adjacent words in the same charset are joined before the conversion (a
+ * character may be split across them); blanks between encoded words go.
+ */
+static char *
+decode_2047(const char *s)
+{
+	GString *out = g_string_new(NULL), *pend = g_string_new(NULL);
+	char pend_cs[64] = "";
+	const char *p = s, *plain = s;
+	bool last_was_word = false;
+
+	while (*p != '\0') {
+		const char *cs, *q1, *q2, *end, *t;
+		char enc;
+
+		if (p[0] != '=' || p[1] != '?') {
+			p++;
+			continue;
+		}
+		cs = p + 2;
+		if ((q1 = strchr(cs, '?')) == NULL || q1 == cs || (q1[1] != 'b' && q1[1] != 'B' &&
+		    q1[1] != 'q' && q1[1] != 'Q') || q1[2] != '?' ||
+		    (end = strstr(q1 + 3, "?=")) == NULL) {
+			p++;
+			continue;
+		}
+		q2 = q1 + 2;
+		enc = (char)(q1[1] | 0x20);
+		t = q2 + 1;
+		/* the text before the word: kept unless blanks between two words */
+		{
+			bool blank = true;
+
+			for (const char *b = plain; b < p; b++)
+				blank &= *b == ' ' || *b == '\t' || *b == '\r' || *b == '\n';
+			if (!(blank && last_was_word) && p > plain) {
+				append_utf8(out, pend_cs, pend->str, pend->len);
+				g_string_truncate(pend, 0);
+				g_string_append_len(out, plain, p - plain);
+			}
+		}
+		{
+			char csname[64];
+			size_t cl = (size_t)(q1 - cs);
+			const char *star;
+
+			if (cl >= sizeof(csname))
+				cl = sizeof(csname) - 1;
+			memcpy(csname, cs, cl);
+			csname[cl] = '\0';
+			if ((star = strchr(csname, '*')) != NULL)  /* RFC 2231 language */
+				csname[star - csname] = '\0';
+			if (g_ascii_strcasecmp(csname, pend_cs) != 0) {
+				append_utf8(out, pend_cs, pend->str, pend->len);
+				g_string_truncate(pend, 0);
+				snprintf(pend_cs, sizeof(pend_cs), "%s", csname);
+			}
+		}
+		if (enc == 'b') {
+			gint state = 0;
+			guint save = 0;
+			size_t tl = (size_t)(end - t);
+			guchar *buf = g_malloc(tl + 3);
+			gsize n = g_base64_decode_step(t, tl, buf, &state, &save);
+
+			g_string_append_len(pend, (const char *)buf, (gssize)n);
+			g_free(buf);
+		} else {
+			for (const char *c = t; c < end; c++) {
+				if (*c == '_') {
+					g_string_append_c(pend, ' ');
+				} else if (*c == '=' && c + 2 < end && hexval(c[1]) >= 0 && hexval(c[2]) >= 0) {
+					g_string_append_c(pend, (char)(hexval(c[1]) * 16 + hexval(c[2])));
+					c += 2;
+				} else {
+					g_string_append_c(pend, *c);
+				}
+			}
+		}
+		p = end + 2;
+		plain = p;
+		last_was_word = true;
+	}
+	append_utf8(out, pend_cs, pend->str, pend->len);
+	g_string_append(out, plain);
+	g_string_free(pend, TRUE);
+	return g_string_free(out, FALSE);
+}
+
+/* A header value unfolded and decoded (RFC 2047; raw 8-bit made valid). */
 static char *
 field_decoded(const struct imap_mime *m, const struct mime_field *f)
 {
@@ -64,17 +181,56 @@ field_decoded(const struct imap_mime *m, const struct mime_field *f)
 	}
 	raw[o] = '\0';
 	gmime_once();
-	dec = g_mime_utils_header_decode_text(NULL, raw);
+	dec = decode_2047(raw);
 	free(raw);
 	return dec;
+}
+
+static bool
+is_ascii(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)s[i] >= 0x80 || s[i] == '\0')
+			return false;
+	}
+	return true;
+}
+
+/* Plain ASCII value, ASCII needle: no decoding needed, compare in place
+ * (line folds skipped). The common case of SEARCH HEADER on a big mailbox. */
+static bool
+ascii_contains(const char *v, size_t len, const char *needle)
+{
+	size_t nl = strlen(needle);
+
+	for (size_t i = 0; i < len; i++) {
+		size_t a = i, b = 0;
+
+		while (b < nl && a < len) {
+			if (v[a] == '\r' || v[a] == '\n') {
+				a++;
+				continue;
+			}
+			if (tolower((unsigned char)v[a]) != tolower((unsigned char)needle[b]))
+				break;
+			a++;
+			b++;
+		}
+		if (b == nl)
+			return true;
+	}
+	return false;
 }
 
 static bool
 part_header_contains(const struct imap_mime *m, const struct mime_part *p, const char *field,
     const char *needle_folded)
 {
+	bool ascii_needle = is_ascii(needle_folded, strlen(needle_folded));
+
 	for (size_t i = 0; i < p->nfields; i++) {
 		const struct mime_field *f = &p->fields[i];
+		const char *v = m->msg + f->value_off;
 		char *dec;
 		bool hit;
 
@@ -83,6 +239,12 @@ part_header_contains(const struct imap_mime *m, const struct mime_part *p, const
 			continue;
 		if (needle_folded[0] == '\0')
 			return true;
+		if (ascii_needle && is_ascii(v, f->value_len) &&
+		    memmem(v, f->value_len, "=?", 2) == NULL) {
+			if (ascii_contains(v, f->value_len, needle_folded))
+				return true;
+			continue;
+		}
 		if ((dec = field_decoded(m, f)) == NULL)
 			continue;
 		hit = contains_folded(dec, -1, needle_folded);

@@ -254,13 +254,42 @@ static const struct imap_sync_cb sync_cb = {
 };
 
 void
+imap_session_flags_response(struct imap_session *s)
+{
+	const char *const *kw = imap_mailbox_keywords(s->mb);
+	struct evbuffer *out = imap_session_out(s);
+	size_t n = 0;
+
+	evbuffer_add_printf(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (; kw != NULL && kw[n] != NULL; n++)
+		evbuffer_add_printf(out, " %s", kw[n]);
+	evbuffer_add_printf(out, ")\r\n* OK [PERMANENTFLAGS (");
+	if (!s->readonly) {
+		evbuffer_add_printf(out, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+		for (size_t i = 0; i < n; i++)
+			evbuffer_add_printf(out, " %s", kw[i]);
+		evbuffer_add_printf(out, " \\*");   /* new keywords may be made */
+	}
+	evbuffer_add_printf(out, ")] Flags permitted\r\n");
+	s->nkeywords = n;
+}
+
+void
 imap_session_sync(struct imap_session *s, bool allow_expunge)
 {
+	const char *const *kw;
+	size_t n = 0;
+
 	if (s->mb == NULL || s->bev == NULL || s->closing)
 		return;
 	if (imap_mailbox_sync(s->mb, allow_expunge, &sync_cb, s) == -1)
 		log_warnx("event=imap.sync_error session=%s client=%s account=%s", s->id, s->ip,
 		    s->account);
+	/* RFC 3501 7.2.6: a new keyword in the mailbox is announced. */
+	for (kw = imap_mailbox_keywords(s->mb); kw != NULL && kw[n] != NULL; n++)
+		;
+	if (n != s->nkeywords)
+		imap_session_flags_response(s);
 }
 
 /* ---- lifetime ---- */
@@ -380,6 +409,7 @@ imap_session_unselect(struct imap_session *s)
 {
 	imap_mailbox_close(&s->mb);
 	s->readonly = false;
+	s->nkeywords = 0;
 	free(s->saved);
 	s->saved = NULL;
 	s->nsaved = 0;

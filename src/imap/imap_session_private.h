@@ -103,6 +103,7 @@ struct imap_session {
 	bool condstore;                /* ENABLE CONDSTORE or a CONDSTORE-using command */
 	uint32_t *saved;               /* the last SEARCH result, UIDs (RFC 5182 "$") */
 	size_t nsaved;
+	size_t nkeywords;              /* keywords announced in the last FLAGS response */
 
 	struct imap_fetch_job *fetch;  /* a FETCH waiting for the client to read */
 };
@@ -120,6 +121,8 @@ void imap_session_tagged(struct imap_session *s, const char *tag, const char *fm
 /* A tagged BAD (or NO) for a client mistake: counts toward imap.max_errors. */
 void imap_session_error(struct imap_session *s, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" of the selected mailbox. */
+void imap_session_flags_response(struct imap_session *s);
 /* Untagged updates of the selected mailbox (RFC 3501 7.3, 7.4.1). */
 void imap_session_sync(struct imap_session *s, bool allow_expunge);
 /* Close after the output drains ("* BYE" already written). */

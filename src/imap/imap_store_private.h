@@ -55,6 +55,7 @@ struct store_mbox {
 	size_t uidlist_lines;    /* lines in the uidlist file, for compaction */
 	char *kwname[STORE_KEYWORD_LETTERS];  /* keyword of file name letter 'a' + i */
 	size_t nkw;
+	struct imap_mailbox *views;  /* the sessions' views (imap_mailbox.c) */
 };
 
 struct imap_index;
@@ -70,16 +71,32 @@ struct imap_store {
 	char hostname[128];
 };
 
+#define STORE_NAME_MAX 200  /* a wire mailbox name */
+
 /* imap_store.c */
+extern struct store_kwset store_kwset_empty;
+/* The canonical wire form: "INBOX" upper-cased as first level. */
+void store_name_canon(const char *name, char *buf, size_t buflen);
+/* The directory of on-disk name dname. 0 ok, -1 too long. */
+int store_mbox_path(struct imap_store *st, const char *dname, char *buf, size_t buflen);
 /* wire name -> on-disk name ("" for INBOX). 0 ok, -1 bad name. */
 int store_name_to_disk(const char *name, char *buf, size_t buflen);
+const struct store_kwset *store_kwset_intern(struct imap_store *st, const char *const *words);
+const struct store_kwset *store_kwset_from_joined(struct imap_store *st, const char *joined);
+/* Record keywords in the mailbox's "ever used" set. */
+void store_mbox_note_keywords(struct store_mbox *sm, const struct store_kwset *kw);
+/* errno -> the error the session reports */
+enum imap_store_error store_errno(int e);
+/* imap_store_scan.c */
 /* The loaded (and scanned) shared state of a mailbox; NULL with *err_r. */
 struct store_mbox *store_mbox_get(struct imap_store *st, const char *name,
     enum imap_store_error *err_r);
-const struct store_kwset *store_kwset_intern(struct imap_store *st, const char *const *words);
-const struct store_kwset *store_kwset_from_joined(struct imap_store *st, const char *joined);
 /* Maildir unique base name. */
 void store_unique(struct imap_store *st, char *buf, size_t buflen);
+/* mkdir cur/ new/ tmp/ (and the maildirfolder marker for a folder). */
+int store_maildir_make(const char *path, bool folder);
+bool store_mbox_exists(const char *path);
+void store_mbox_free(struct store_mbox *sm);
 /* Bring sm up to date with the disk if its directories changed (or force). */
 int store_mbox_refresh(struct store_mbox *sm, bool force);
 /* Has the disk changed since the last scan? (2 stat calls) */
@@ -89,8 +106,6 @@ ssize_t store_mbox_find(const struct store_mbox *sm, uint32_t uid);
 /* Add a message file (already in place in cur/ or new/) with a fresh UID. */
 struct store_entry *store_mbox_add(struct store_mbox *sm, const char *fname, uint32_t flags,
     const struct store_kwset *kw, int64_t internaldate, uint64_t size, bool recent);
-/* Record keywords in the mailbox's "ever used" set. */
-void store_mbox_note_keywords(struct store_mbox *sm, const struct store_kwset *kw);
 /* Flags -> the info letters of a Maildir name, merged with the letters of
  * old_info we do not manage (P...); the lower-case keyword letters are
  * kw_letters when not NULL, else those of old_info. */
@@ -110,10 +125,12 @@ void store_mbox_remove(struct store_mbox *sm, size_t i);
  * 0x80 as well (they cannot travel in an IMAP literal; Dovecot does it). */
 char *store_read_crlf(const char *path, bool served, size_t *len_r, int64_t *mtime_r,
     int *errno_r);
-enum imap_store_error store_errno(int e);
 /* Append a line to the mailbox's uidlist file. */
 void store_uidlist_append(struct store_mbox *sm, uint32_t uid, const char *fname);
 
+/* imap_mailbox.c: before sm->e changes shape, the views attached to it get
+ * a snapshot. 0 ok, -1 no memory (then do not change sm->e). */
+int store_mbox_detach_views(struct store_mbox *sm);
 /* imap_mailbox.c: parse msg (CRLF) and cache ENVELOPE/BODYSTRUCTURE/header. */
 void store_cache_fill(struct store_mbox *sm, uint32_t uid, const char *msg, size_t len);
 
@@ -129,6 +146,8 @@ struct index_msg {
 };
 struct imap_index *imap_index_open(const char *path, bool *created_r);
 void imap_index_free(struct imap_index **ixp);
+/* Close the SQLite connection if unused for idle_ms (it reopens by itself). */
+void imap_index_park(struct imap_index *ix, int64_t idle_ms);
 int imap_index_begin(struct imap_index *ix);
 int imap_index_commit(struct imap_index *ix);
 /* 1 found, 0 not, -1 error */

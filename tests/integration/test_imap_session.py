@@ -627,3 +627,93 @@ def test_sigterm_says_bye_and_exits_0(bulwark):
     c.closed(timeout=5)
     assert b"* BYE" in c.buf, c.buf
     c.close()
+
+
+def test_new_keyword_announced_in_flags(im):
+    user = H.unique_user(im, "kw")
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN {user} {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    c.cmd("b", "APPEND INBOX {5+}\r\nhello")
+    r = c.cmd("c", "SELECT INBOX")
+    assert "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)" in r, r
+    r = c.cmd("d", "STORE 1 +FLAGS ($Project)")
+    # RFC 3501 7.2.6: the new keyword is announced before the tagged reply
+    flags = [l for l in r if l.startswith("* FLAGS")]
+    assert flags and "$Project" in flags[0], r
+    assert any(l.startswith("* OK [PERMANENTFLAGS") and "$Project" in l for l in r), r
+    c.cmd("e", "LOGOUT")
+    c.close()
+
+
+# ---------------------------------------------------------------- valgrind
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("BULWARK_VG_BUILD") or
+                    __import__("shutil").which("valgrind") is None,
+                    reason="BULWARK_VG_BUILD not set or valgrind missing (make test sets it)")
+def test_imap_under_memcheck(tmp_path):
+    """The daemon under memcheck through the IMAP paths: LOGIN (wrong, then
+    right), APPEND, SELECT, FETCH of every kind, SEARCH, STORE, COPY, MOVE,
+    EXPUNGE, IDLE, bad input, a client vanishing mid-literal, SIGTERM with a
+    session open. No memcheck error, no definite or indirect leak, exit 0."""
+    import os
+    import subprocess
+    vg_build = H.REPO / os.environ["BULWARK_VG_BUILD"]
+    d = H.Daemon(tmp_path, NO_BANS, name="imap-valgrind")
+    vglog = tmp_path / "valgrind.log"
+    # the TLS pair is made by a first, normal start (valgrind makes RSA keygen slow)
+    d.start()
+    d.add_user("alice@example.test")
+    d.stop()
+    proc = subprocess.Popen(
+        ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+         "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
+         f"--log-file={vglog}", str(vg_build / "bulwarkd"), "-c", str(d.config_path)],
+        cwd=str(d.workdir), stdout=open(d.log_path, "ab"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        c = None
+        while time.monotonic() < deadline and c is None:
+            assert proc.poll() is None, d.log_tail()
+            try:
+                c = Raw(d.imap_port, source=H.TRUSTED, timeout=60)
+            except OSError:
+                time.sleep(0.5)
+        assert c is not None
+        assert "NO [AUTHENTICATIONFAILED]" in c.cmd("a", "LOGIN alice@example.test Wrong-1-pw")[-1]
+        assert c.cmd("b", f"LOGIN alice@example.test {H.PASSWORD}")[-1].startswith("b OK")
+        msg = ("From: A <a@example.net>\r\nTo: alice@example.test\r\nSubject: vg\r\n"
+               "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n"
+               "needle\r\n--XX\r\nContent-Type: application/octet-stream\r\n"
+               "Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--XX--\r\n")
+        assert c.cmd("c", f"APPEND INBOX (\\Seen $k) {{{len(msg)}+}}\r\n{msg}")[-1].startswith("c OK")
+        for tag, cmd in (("d", "SELECT INBOX (CONDSTORE)"),
+                         ("e", "FETCH 1:* (FLAGS UID ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE INTERNALDATE)"),
+                         ("f", "FETCH 1 (BODY[] BODY.PEEK[1] BODY[2.MIME] BODY[HEADER.FIELDS (SUBJECT)]<0.5> "
+                               "RFC822.HEADER RFC822.TEXT)"),
+                         ("g", "UID SEARCH CHARSET UTF-8 OR SUBJECT vg BODY needle"),
+                         ("g2", "SEARCH CHARSET ISO-8859-1 TEXT x"),
+                         ("h", "STORE 1 +FLAGS (\\Flagged)"), ("i", "COPY 1 Trash"),
+                         ("j", "UID MOVE 1 Archive"), ("k", "EXPUNGE"), ("l", "LIST \"\" *"),
+                         ("m", "STATUS Trash (MESSAGES UIDNEXT)"), ("n", "FOO"),
+                         ("o", "FETCH 1:* FLAGS")):
+            assert c.cmd(tag, cmd)[-1].split()[1] in ("OK", "NO", "BAD")
+        c.send("p IDLE\r\n")
+        assert c.line().startswith("+")
+        c.send("DONE\r\n")
+        assert c.until_tagged("p")[-1].startswith("p OK")
+        c.send(b"q APPEND INBOX {99999999999}\r\n")
+        assert "TOOBIG" in c.line()
+        c2 = Raw(d.imap_port, source=H.TRUSTED, timeout=60)
+        c2.send(b"x LOGIN {20}\r\n")
+        assert c2.line().startswith("+")
+        c2.send(b"abc")
+        c2.close()
+        time.sleep(1)
+    finally:
+        proc.terminate()
+        rc = proc.wait(timeout=120)
+    report = vglog.read_text()
+    assert rc == 0, report[-4000:]
+    assert re.search(r"ERROR SUMMARY: 0 errors", report), report[-4000:]
+    assert "definitely lost: 0 bytes" in report or "All heap blocks were freed" in report, report[-4000:]

@@ -736,6 +736,8 @@ static const char search_msg[] =
     "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= aus =?UTF-8?B?S8O2bG4=?=\n"
     "Date: Thu, 03 Mar 2022 23:30:00 -0500\n"
     "X-Raw: caf\xe9 latin-1 raw\n"
+    "Cc: =?utf-8?b?w4lsb2TDrWU=?= =?utf-8?b?IETDrWF6?= <elodie@example.es>\n"
+    "X-Split: =?utf-8?q?=C3?= =?utf-8?q?=A9t=C3=A9?= and =?utf-8?q?plain?= words\n"
     "MIME-Version: 1.0\n"
     "Content-Type: multipart/mixed; boundary=b\n"
     "\n"
@@ -772,6 +774,9 @@ test_search(void **state)
 		{ "X-Missing", "", false, false, false },
 		{ "Subject", "", false, false, true },              /* empty: the field exists */
 		{ NULL, "andre@example", false, false, true },      /* any header */
+		{ "Cc", "Díaz", false, false, true },               /* 2nd of two base64 words */
+		{ "Cc", "élodíe díaz", false, false, true },        /* the blank between: kept */
+		{ "X-Split", "été and plain words", false, false, true },  /* a character split */
 		{ NULL, "président", true, false, true },           /* QP + latin-1 body */
 		{ NULL, "softbreak", true, false, true },           /* soft line break joined */
 		{ NULL, "STRAßE IM", true, false, true },           /* base64 html */

@@ -506,6 +506,77 @@ test_two_views(void **state)
 	imap_store_close(&st2);
 }
 
+/* Views share one list: a view that has not synced keeps its numbering
+ * (and its pointers) while others change the mailbox. */
+static void
+test_lagging_views(void **state)
+{
+	struct fixture *f = *state;
+	struct imap_store *st = open_store(f);
+	struct imap_mailbox *v[3];
+	enum imap_store_error err;
+	struct events ev;
+	const struct imap_msg *held;
+	const char *err_s;
+
+	for (int i = 0; i < 5; i++)
+		append(st, "INBOX", msg1, 0);
+	for (int i = 0; i < 3; i++) {
+		v[i] = imap_mailbox_open(st, "INBOX", false, &err);
+		assert_non_null(v[i]);
+	}
+	held = imap_mailbox_msg(v[2], 3);
+	assert_int_equal(held->uid, 3);
+	/* v0 expunges 2 and 4; a delivery arrives */
+	assert_int_equal(imap_mailbox_store(v[0], 2, IMAP_FLAGS_ADD, IMAP_FLAG_DELETED, NULL, &err), 0);
+	assert_int_equal(imap_mailbox_store(v[0], 4, IMAP_FLAGS_ADD, IMAP_FLAG_DELETED, NULL, &err), 0);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_expunge(v[0], NULL, 0, &cb, &ev, &err), 0);
+	assert_int_equal(ev.nexp, 2);
+	assert_int_equal(ev.expunged[0], 4);
+	assert_int_equal(ev.expunged[1], 2);
+	assert_int_equal(delivery_maildir(f->dir, "host", ADDR, "x@example.test", msg1, strlen(msg1),
+	    &err_s), 0);
+	/* v2 has not synced: same numbering, same pointer */
+	assert_int_equal(imap_mailbox_count(v[2]), 5);
+	assert_ptr_equal(imap_mailbox_msg(v[2], 3), held);
+	assert_int_equal(held->uid, 3);
+	assert_int_equal(imap_mailbox_seq_of_uid(v[2], 4), 4);
+	/* v1 in a FETCH (no expunges allowed): sees the new one, keeps 2 and 4 */
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_sync(v[1], false, &cb, &ev), 0);
+	assert_int_equal(ev.nexp, 0);
+	assert_int_equal(ev.exists, 6);
+	assert_int_equal(imap_mailbox_msg(v[1], 6)->uid, 6);
+	assert_null(imap_mailbox_read(v[1], 2, &(size_t){ 0 }, &err));
+	assert_int_equal(err, IMAP_STORE_ERR_NONEXISTENT);
+	/* ... and at its next sync the expunges, then it is in step */
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_sync(v[1], true, &cb, &ev), 0);
+	assert_int_equal(ev.nexp, 2);
+	assert_int_equal(ev.expunged[0], 4);
+	assert_int_equal(ev.expunged[1], 2);
+	assert_int_equal(imap_mailbox_count(v[1]), 4);
+	/* v2 all at once; the delivery was \Recent for exactly one view */
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_sync(v[2], true, &cb, &ev), 0);
+	assert_int_equal(ev.nexp, 2);
+	assert_int_equal(ev.exists, 4);
+	assert_int_equal(imap_mailbox_msg(v[2], 2)->uid, 3);
+	assert_int_equal(imap_mailbox_msg(v[2], 4)->uid, 6);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(imap_mailbox_sync(v[0], true, &cb, &ev), 0);
+	assert_int_equal(ev.exists, 4);
+	assert_int_equal(((imap_mailbox_msg(v[0], 4)->flags & IMAP_FLAG_RECENT) != 0) +
+	    ((imap_mailbox_msg(v[1], 4)->flags & IMAP_FLAG_RECENT) != 0) +
+	    ((imap_mailbox_msg(v[2], 4)->flags & IMAP_FLAG_RECENT) != 0), 1);
+	for (int i = 0; i < 3; i++) {
+		assert_false(imap_mailbox_changed(v[i]));
+		imap_mailbox_close(&v[i]);
+	}
+	imap_store_close(&st);
+}
+
 static void
 test_copy_move(void **state)
 {
@@ -608,6 +679,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_append_read_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uids_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_views, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lagging_views, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_odd_bytes, setup, teardown),
 	};
