@@ -105,7 +105,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=10000, help="messages in the Maildir (10000)")
-    p.add_argument("--rounds", type=int, default=3, help="measured rounds, best reported (3)")
+    p.add_argument("--rounds", type=int, default=5, help="measured rounds, best reported (5)")
     p.add_argument("--logins", type=int, default=10, help="LOGIN+SELECT per round (10)")
     p.add_argument("--bodies", type=int, default=100, help="full bodies fetched (100)")
     p.add_argument("--idle", type=int, default=1000, help="IDLE sessions to bulwark (1000)")
