@@ -61,7 +61,8 @@ class Response:
     def search(self):
         for u in self.untagged:
             if u.startswith(b"* SEARCH"):
-                return sorted(int(x) for x in u[8:].split())
+                # RFC 7162 3.1.5: "(MODSEQ n)" may follow the numbers
+                return sorted(int(x) for x in u[8:].split(b"(")[0].split())
         return None
 
     def lines(self, prefix):

@@ -29,6 +29,7 @@ import pytest
 import bulwark_helpers as H
 import dovecot as DV
 import imap_servers as S
+import imap_wire as W
 from imap_servers import fetch, flags_of, list_mailboxes, ok, untagged
 
 imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED", "LOGOUT"))
@@ -714,3 +715,44 @@ def test_index_lost_or_stale(srv, acct):
         assert fetch(m, "1", "(ENVELOPE)")[1][b"ENVELOPE"] == env1
     finally:
         m.logout()
+
+
+def test_condstore(srv, acct):
+    """RFC 7162 CONDSTORE, when advertised: HIGHESTMODSEQ on SELECT, MODSEQ
+    in FETCH, CHANGEDSINCE, STORE UNCHANGEDSINCE with [MODIFIED], STATUS
+    HIGHESTMODSEQ, SEARCH MODSEQ; modseqs only grow."""
+    c = acct.wire()
+    try:
+        caps = c.cmd("CAPABILITY").untagged[0].upper().split()
+        if b"CONDSTORE" not in caps:
+            pytest.skip(f"{srv.name} does not advertise CONDSTORE")
+        for i in range(3):
+            assert c.cmd("APPEND INBOX", W.Lit(msg(f"cs{i}-{H.token()}"))).status == "OK"
+        r = c.cmd("SELECT INBOX (CONDSTORE)")
+        assert r.status == "OK", r.text
+        hms = [int(x) for u in r.untagged for x in re.findall(rb"\[HIGHESTMODSEQ (\d+)\]", u)]
+        assert hms and hms[0] > 0, r.untagged
+        f = c.cmd("FETCH 1:* (MODSEQ)").fetch()
+        mods = {seq: v[b"MODSEQ"][0] for seq, v in f.items()}
+        assert len(mods) == 3 and max(mods.values()) <= hms[0], (mods, hms)
+        # a change gives message 2 a new, higher modseq, reported with the FETCH
+        r = c.cmd("STORE 2 +FLAGS (\\Flagged)")
+        assert r.status == "OK", r.text
+        ms2 = r.fetch()[2][b"MODSEQ"][0]
+        assert ms2 > max(mods.values()), (ms2, mods)
+        f = c.cmd(f"FETCH 1:* (FLAGS) (CHANGEDSINCE {max(mods.values())})").fetch()
+        assert list(f) == [2], f"CHANGEDSINCE: {f}"
+        # UNCHANGEDSINCE older than the message's modseq: not stored, [MODIFIED 2]
+        r = c.cmd(f"STORE 2 (UNCHANGEDSINCE {ms2 - 1}) +FLAGS (\\Seen)")
+        assert r.status == "OK" and b"[MODIFIED 2]" in r.text, (r.text, r.untagged)
+        flags = c.cmd("FETCH 2 (FLAGS)").fetch()[2][b"FLAGS"]
+        assert b"\\Seen" not in [bytes(x) for x in flags], flags
+        r = c.cmd(f"STORE 2 (UNCHANGEDSINCE {ms2}) +FLAGS (\\Seen)")
+        assert r.status == "OK" and b"MODIFIED" not in r.text, r.text
+        r = c.cmd("SEARCH MODSEQ", str(ms2))
+        assert r.status == "OK" and r.search() == [2], r.untagged
+        st = c.cmd('STATUS INBOX (HIGHESTMODSEQ)')
+        m = re.search(rb"HIGHESTMODSEQ (\d+)", b" ".join(st.untagged))
+        assert m and int(m.group(1)) > ms2, st.untagged
+    finally:
+        c.close()
