@@ -756,3 +756,18 @@ def test_condstore(srv, acct):
         assert m and int(m.group(1)) > ms2, st.untagged
     finally:
         c.close()
+
+
+def test_international_mailbox_name(m, acct):
+    """A mailbox name in modified UTF-7 (RFC 3501 5.1.3) round-trips through
+    CREATE, LIST, SELECT and APPEND, and is the Maildir++ folder
+    '.Entw&APw-rfe/Alt' -> '.Entw&APw-rfe.Alt' on disk, the name Dovecot and
+    mutt use for the same folder."""
+    ok(m.create('"Entw&APw-rfe/Alt"'))
+    boxes = list_mailboxes(m)
+    assert "Entw&APw-rfe/Alt" in boxes and "Entw&APw-rfe" in boxes, boxes
+    append(m, '"Entw&APw-rfe/Alt"', msg(H.token()))
+    assert select(m, '"Entw&APw-rfe/Alt"') == 1
+    folder = acct.maildir("Entw&APw-rfe/Alt")
+    assert (folder / "cur").is_dir(), sorted(p.name for p in folder.parent.iterdir())
+    assert len(acct.files("Entw&APw-rfe/Alt")) == 1
