@@ -60,7 +60,7 @@ first_valid_uid = 1
 first_valid_gid = 1
 mail_uid = {uid}
 mail_gid = {gid}
-mail_location = maildir:~/Maildir:INDEX=~/index:CONTROL=~/control
+mail_location = maildir:~/Maildir:INDEX=~/index{control}
 mail_fsync = never
 maildir_very_dirty_syncs = no
 imap_capability = +SPECIAL-USE
@@ -198,10 +198,13 @@ class Dovecot:
     """One Dovecot master (dovecot -F) on its own config, run dir and port."""
 
     def __init__(self, workdir=None, port=None, extra_config="", password=DEFAULT_PASSWORD,
-                 password_hash=None):
+                 password_hash=None, control_in_maildir=False):
         """password_hash: a libsodium argon2id string (crypto_pwhash_str, as
         bulwark stores it): Dovecot then verifies logins against it with its
-        ARGON2ID scheme, at the same cost as bulwark (the benchmark)."""
+        ARGON2ID scheme, at the same cost as bulwark (the benchmark).
+        control_in_maildir: Dovecot's control files (dovecot-uidlist,
+        dovecot-keywords) in the Maildir folders, its default, instead of
+        ~/control: to read the keyword names another server wrote there."""
         # Our own 0755 directory: dovenull/dovecot must reach base_dir, which
         # they could not under pytest's 0700 tmp.
         self.run = Path(tempfile.mkdtemp(prefix="bulwark-dovecot-"))
@@ -218,6 +221,8 @@ class Dovecot:
         self.uid, self.gid = mail_ids()
         self.config_path.write_text(CONFIG.format(run=self.run, host=HOST, port=self.port,
                                                   uid=self.uid, gid=self.gid,
+                                                  control="" if control_in_maildir
+                                                  else ":CONTROL=~/control",
                                                   password_field=(
                                                       "{ARGON2ID}" + password_hash if password_hash
                                                       else password))

@@ -771,3 +771,54 @@ def test_international_mailbox_name(m, acct):
     folder = acct.maildir("Entw&APw-rfe/Alt")
     assert (folder / "cur").is_dir(), sorted(p.name for p in folder.parent.iterdir())
     assert len(acct.files("Entw&APw-rfe/Alt")) == 1
+
+
+def test_dovecot_reads_bulwarks_maildir(bulwark_server, tmp_path):
+    """What bulwark wrote is a Maildir another server reads the same way:
+    after folders, APPENDs with flags and keywords, STOREs and an EXPUNGE
+    through bulwark, a Dovecot given a copy of the account's Maildir lists
+    the same mailboxes and sees the same messages with the same flags and
+    keywords (RFC 6154 attributes aside: those are Dovecot's config)."""
+    DV.skip_unless_installed()
+    acct = bulwark_server.account()
+    m = acct.imap()
+    ok(m.create("Work/2025"))
+    ok(m.create('"Entw&APw-rfe"'))
+    for box, n in (("INBOX", 4), ("Work/2025", 2), ('"Entw&APw-rfe"', 1)):
+        for i in range(n):
+            append(m, box, msg(f"dv{i}-{H.token()}"),
+                   flags=["(\\Seen)", "(\\Flagged $Label1)", "($Important \\Answered)", None][i % 4])
+    select(m)
+    ok(m.store("4", "+FLAGS", "(\\Draft $Label1)"))
+    ok(m.store("1", "+FLAGS", "(\\Deleted)"))
+    ok(m.expunge())
+
+    def snapshot(sess):
+        out = {}
+        for name in sorted(list_mailboxes(sess)):
+            typ, _ = sess.select(f'"{name}"', readonly=True)
+            if typ != "OK":
+                continue
+            f = fetch(sess, "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])") \
+                if int(sess.untagged_responses.get("EXISTS", [b"0"])[-1]) else {}
+            out[name] = sorted(
+                (v[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].strip(),
+                 tuple(sorted(bytes(x).decode() for x in v[b"FLAGS"] if bytes(x).lower() != b"\\recent")))
+                for v in f.values())
+        return out
+
+    mine = snapshot(m)
+    m.logout()
+    assert len(mine["INBOX"]) == 3 and len(mine["Work/2025"]) == 2, mine
+    dv = DV.Dovecot(control_in_maildir=True)
+    try:
+        dv.add_user(acct.user)
+        dv.load_maildir(acct.user, acct.maildir())
+        dv.start()
+        d = imaplib.IMAP4(H.SERVER_IP, dv.imap_port, timeout=30)
+        ok(d.login(acct.user, H.PASSWORD))
+        theirs = snapshot(d)
+        d.logout()
+    finally:
+        dv.cleanup()
+    assert theirs == mine, f"\nbulwark: {mine}\ndovecot: {theirs}"
