@@ -16,7 +16,10 @@ and keywords, COPY, MOVE, UIDPLUS (APPENDUID, COPYUID, UID EXPUNGE), UID
 FETCH/SEARCH/STORE/COPY/MOVE, EXPUNGE, CLOSE, UNSELECT, NAMESPACE, ID,
 ENABLE, every FETCH item (macros, partial, BODY.PEEK vs BODY and \\Seen),
 two sessions on one mailbox (EXISTS, EXPUNGE, FLAGS), a restart keeping
-UIDs and UIDVALIDITY, flags as :2,FLAGS in the Maildir file names both ways.
+UIDs and UIDVALIDITY, flags as :2,FLAGS in the Maildir file names both ways,
+the index lost and the Maildir changed while the server was down, CONDSTORE,
+modified UTF-7 names; and (bulwark only) Dovecot reading the Maildir bulwark
+wrote.
 """
 
 import imaplib
