@@ -200,7 +200,7 @@ main(int argc, char **argv)
 	struct daemon d = { 0 };
 	struct config *cfg = NULL;
 	struct directory *dir = NULL;
-	struct guard *guard = NULL;
+	struct guard *guard = NULL, *imap_conns = NULL;
 	struct pool *pool = NULL, *auth_pool = NULL;
 	struct http_server *http = NULL;
 	struct dns *dns = NULL;
@@ -269,7 +269,7 @@ main(int argc, char **argv)
 		fatal("event=start.error reason=mkdir path=%s", cfg->data_dir);
 	if ((tls = tls_server_ctx_new(cfg, &error)) == NULL)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "tls");
-	if ((guard = guard_new()) == NULL)
+	if ((guard = guard_new()) == NULL || (imap_conns = guard_new()) == NULL)
 		fatalx("event=start.error reason=\"out of memory\"");
 	/* Bind while still privileged, then drop, then open the stores. */
 	{
@@ -279,7 +279,8 @@ main(int argc, char **argv)
 			fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "listen");
 	}
 	{
-		struct imap_server_deps deps = { .base = d.base, .cfg = cfg, .guard = guard, .tls = tls };
+		struct imap_server_deps deps = { .base = d.base, .cfg = cfg, .guard = guard,
+		    .conns = imap_conns, .tls = tls };
 
 		if ((d.imap = imap_server_new(&deps, &error)) == NULL)
 			fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "listen");
@@ -386,6 +387,7 @@ main(int argc, char **argv)
 	free(dkim_nkeys);
 	directory_free(&dir);
 	guard_free(&guard);
+	guard_free(&imap_conns);
 	if (d.stop_timer != NULL)
 		event_free(d.stop_timer);
 	event_free(d.tick);

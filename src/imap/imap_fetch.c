@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -128,6 +129,23 @@ imap_fetch_flags_response(struct imap_session *s, uint32_t seq, bool with_uid)
 	imap_fetch_store_response(s, seq, with_uid, false);
 }
 
+/* " NAME 1234" without printf: FETCH 1:* (FLAGS UID RFC822.SIZE) on a large
+ * mailbox is mostly this. */
+static void
+add_u64(struct evbuffer *out, const char *name, uint64_t v)
+{
+	char buf[48], *p = buf + sizeof(buf);
+	size_t nlen = strlen(name);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	p -= nlen;
+	memcpy(p, name, nlen);
+	evbuffer_add(out, p, (size_t)(buf + sizeof(buf) - p));
+}
+
 /* Append len bytes as a literal, cut to <offset.count> when partial. */
 static void
 fetch_literal(struct evbuffer *out, const char *data, size_t len, const struct imap_fetch_section *fs)
@@ -192,11 +210,12 @@ fetch_one(struct imap_session *s, struct imap_fetch_job *job, uint32_t seq, stru
 	}
 	if (need_msg && (msg = imap_mailbox_read(s->mb, seq, &msglen, &err)) == NULL)
 		goto out;
-	evbuffer_add_printf(tmp, "* %" PRIu32 " FETCH (", seq);
+	add_u64(tmp, "* ", seq);
+	evbuffer_add(tmp, " FETCH (", 8);
 #define SP() do { if (sp_) evbuffer_add(tmp, " ", 1); sp_ = true; } while (0)
 	if (items & IMAP_FETCH_UID) {
 		SP();
-		evbuffer_add_printf(tmp, "UID %" PRIu32, m->uid);
+		add_u64(tmp, "UID ", m->uid);
 	}
 	if (items & IMAP_FETCH_FLAGS) {
 		SP();
@@ -210,7 +229,7 @@ fetch_one(struct imap_session *s, struct imap_fetch_job *job, uint32_t seq, stru
 	}
 	if (items & IMAP_FETCH_RFC822_SIZE) {
 		SP();
-		evbuffer_add_printf(tmp, "RFC822.SIZE %" PRIu64, m->size);
+		add_u64(tmp, "RFC822.SIZE ", m->size);
 	}
 	if (items & IMAP_FETCH_MODSEQ) {
 		SP();
@@ -257,9 +276,16 @@ fetch_one(struct imap_session *s, struct imap_fetch_job *job, uint32_t seq, stru
 		evbuffer_add_printf(tmp, "RFC822 ");
 		fetch_literal(tmp, msg, msglen, NULL);
 	}
-	if (need_msg && (sp->nsecs > 0 || (items & IMAP_FETCH_RFC822_TEXT)))
-		if ((mime = imap_mime_parse(msg, msglen)) == NULL)
+	{
+		/* Parse only when a section needs the structure: BODY[] is the bytes. */
+		bool need_mime = (items & IMAP_FETCH_RFC822_TEXT) != 0;
+
+		for (size_t i = 0; i < sp->nsecs && !need_mime; i++)
+			need_mime = !section_in_header(&sp->secs[i]) &&
+			    !(sp->secs[i].sec.depth == 0 && sp->secs[i].sec.kind == IMAP_SECTION_ALL);
+		if (need_mime && (mime = imap_mime_parse(msg, msglen)) == NULL)
 			goto out;
+	}
 	if (items & IMAP_FETCH_RFC822_TEXT) {
 		struct evbuffer *b = evbuffer_new();
 		struct imap_section text = { .kind = IMAP_SECTION_TEXT };
@@ -322,12 +348,16 @@ imap_fetch_continue(struct imap_session *s)
 {
 	struct imap_fetch_job *job = s->fetch;
 	struct evbuffer *out, *tmp;
+	struct timespec t0, t1;
 
 	if (job == NULL || s->bev == NULL || s->closing)
 		return true;
 	out = imap_session_out(s);
-	if ((tmp = evbuffer_new()) == NULL)
+	if ((tmp = evbuffer_new()) == NULL) {
+		imap_session_schedule(s);
 		return false;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (job->i < job->n && evbuffer_get_length(out) <= IMAP_OUTPUT_HIGH_WATER) {
 		evbuffer_drain(tmp, evbuffer_get_length(tmp));
 		if (fetch_one(s, job, job->seqs[job->i], tmp) == -1)
@@ -335,10 +365,22 @@ imap_fetch_continue(struct imap_session *s)
 		else
 			evbuffer_add_buffer(out, tmp);
 		job->i++;
+		if ((job->i & 15) == 0 && job->i < job->n) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			if ((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000 >
+			    IMAP_SLICE_US) {
+				/* A slice is used up with little output (e.g. envelopes to
+				 * compute): let the loop run, then go on. */
+				evbuffer_free(tmp);
+				if (evbuffer_get_length(out) <= IMAP_OUTPUT_HIGH_WATER)
+					imap_session_schedule(s);
+				return false;
+			}
+		}
 	}
 	evbuffer_free(tmp);
 	if (job->i < job->n)
-		return false;
+		return false;   /* over the high-water mark: the write callback goes on */
 	/* RFC 3501 7.4.1: no EXPUNGE after FETCH, but after UID FETCH. */
 	imap_session_sync(s, job->uid);
 	if (job->failed)

@@ -60,13 +60,14 @@ struct imap_mailbox {
 /* Values of consecutive UIDs read in one query: FETCH 1:* ENVELOPE on a
  * large mailbox costs one SQLite query per WINDOW_MAX messages. Dropped
  * when the view syncs or idles, so idle sessions hold nothing. */
-#define WINDOW_MAX 128
+#define WINDOW_MAX 256
 
 struct window {
-	size_t n;
+	size_t n, next;            /* next: where the following UID usually is */
 	uint32_t uid[WINDOW_MAX];
-	char *val[WINDOW_MAX];
-	size_t len[WINDOW_MAX];
+	size_t off[WINDOW_MAX], len[WINDOW_MAX];
+	char *arena;               /* the values, NUL-terminated, one allocation */
+	size_t used, cap;
 };
 
 static void windows_drop(struct imap_mailbox *mb);
@@ -1013,8 +1014,7 @@ windows_drop(struct imap_mailbox *mb)
 
 		if (w == NULL)
 			continue;
-		for (size_t i = 0; i < w->n; i++)
-			free(w->val[i]);
+		free(w->arena);
 		free(w);
 		mb->win[k] = NULL;
 	}
@@ -1024,51 +1024,60 @@ static int
 window_add(void *ctx, uint32_t uid, const char *val, size_t len)
 {
 	struct window *w = ctx;
-	char *copy;
 
-	if (w->n == WINDOW_MAX || (copy = malloc(len + 1)) == NULL)
+	if (w->n == WINDOW_MAX)
 		return -1;
-	memcpy(copy, val, len);
-	copy[len] = '\0';
+	if (w->used + len + 1 > w->cap) {
+		size_t cap = (w->used + len + 1) * 2;
+		char *na = realloc(w->arena, cap);
+
+		if (na == NULL)
+			return -1;
+		w->arena = na;
+		w->cap = cap;
+	}
+	memcpy(w->arena + w->used, val, len);
+	w->arena[w->used + len] = '\0';
 	w->uid[w->n] = uid;
-	w->val[w->n] = copy;
+	w->off[w->n] = w->used;
 	w->len[w->n] = len;
+	w->used += len + 1;
 	w->n++;
 	return 0;
 }
 
 /* The value for uid from the read-ahead window (refilled from uid on when
- * uid is not in it): 1 found (ownership moves to *val_r), 0 not cached. */
-static int
-window_get(struct imap_mailbox *mb, enum index_cache what, uint32_t uid, char **val_r,
-    size_t *len_r)
+ * uid is not in it): a pointer into the window, valid until the next call
+ * for the same kind; NULL when not cached. */
+static const char *
+window_get(struct imap_mailbox *mb, enum index_cache what, uint32_t uid, size_t *len_r)
 {
 	struct window *w = mb->win[what];
 
 	for (int pass = 0; pass < 2; pass++) {
-		if (w != NULL) {
-			for (size_t i = 0; i < w->n; i++) {
-				if (w->uid[i] == uid && w->val[i] != NULL) {
-					*val_r = w->val[i];
-					*len_r = w->len[i];
-					w->val[i] = NULL;
-					return 1;
-				}
+		if (w != NULL && w->n > 0 && uid >= w->uid[0] && uid <= w->uid[w->n - 1]) {
+			size_t i = w->next < w->n && w->uid[w->next] == uid ? w->next : 0;
+
+			for (; i < w->n && w->uid[i] < uid; i++)
+				;
+			if (i < w->n && w->uid[i] == uid) {
+				w->next = i + 1;
+				*len_r = w->len[i];
+				return w->arena + w->off[i];
 			}
+			return NULL;  /* in range but not cached */
 		}
 		if (pass == 1)
 			break;
 		/* refill from uid on */
 		if (w == NULL && (w = mb->win[what] = calloc(1, sizeof(*w))) == NULL)
-			return 0;
-		for (size_t i = 0; i < w->n; i++)
-			free(w->val[i]);
-		w->n = 0;
+			return NULL;
+		w->n = w->next = w->used = 0;
 		if (imap_index_cache_range(mb->st->ix, mb->sm->dbid, uid, WINDOW_MAX, what, window_add,
 		    w) == -1)
-			return 0;
+			return NULL;
 	}
-	return 0;
+	return NULL;
 }
 
 static const char *
@@ -1077,6 +1086,7 @@ cached(struct imap_mailbox *mb, uint32_t seq, enum index_cache what, size_t *len
 {
 	struct store_entry *e = entry_of(mb, seq, err_r);
 	char *val = NULL, *msg;
+	const char *hit;
 	size_t len = 0, mlen = 0;
 	uint32_t uid;
 	int rc;
@@ -1084,9 +1094,13 @@ cached(struct imap_mailbox *mb, uint32_t seq, enum index_cache what, size_t *len
 	if (e == NULL)
 		return NULL;
 	uid = e->m.uid;
-	rc = window_get(mb, what, uid, &val, &len);
-	if (rc == 0)
-		rc = imap_index_cache_get(mb->st->ix, mb->sm->dbid, uid, what, &val, &len);
+	if ((hit = window_get(mb, what, uid, &len)) != NULL) {
+		if (len_r != NULL)
+			*len_r = len;
+		set_err(err_r, IMAP_STORE_OK);
+		return hit;
+	}
+	rc = imap_index_cache_get(mb->st->ix, mb->sm->dbid, uid, what, &val, &len);
 	if (rc == 0) {
 		if ((msg = read_msg(mb, seq, false, &mlen, err_r)) == NULL)
 			return NULL;

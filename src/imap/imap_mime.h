@@ -62,7 +62,8 @@ bool imap_mime_header_contains(const struct imap_mime *m, const char *field,
 bool imap_mime_body_contains(const struct imap_mime *m, const char *needle,
     bool with_headers);
 /* The Date: header as a Unix time, or -1 if absent or unparseable
- * (SENTBEFORE/SENTON/SENTSINCE). */
+ * (SENTBEFORE/SENTON/SENTSINCE). The zone is disregarded (RFC 3501 6.4.4):
+ * the date and time as written, counted as UTC; compare with UTC days. */
 int64_t imap_mime_sent_date(const struct imap_mime *m);
 
 #endif

@@ -6,6 +6,7 @@
  * (imap_mime decodes RFC 2047, charsets and transfer encodings). Each message
  * is parsed at most once per SEARCH, and only if a key needs it.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <iconv.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "imap/imap_mime.h"
@@ -73,9 +75,14 @@ search_hdr_cannot_match(struct search_msg *sm, const char *needle)
 		if (c >= 0x80 || c == 0 || (c == '=' && i + 1 < sm->hrawlen && sm->hraw[i + 1] == '?'))
 			return false;
 	}
-	for (size_t i = 0; i + nlen <= sm->hrawlen; i++)
-		if (strncasecmp(sm->hraw + i, needle, nlen) == 0)
-			return false;
+	{
+		char lo = (char)tolower((unsigned char)needle[0]), up = (char)toupper((unsigned char)needle[0]);
+
+		for (size_t i = 0; i + nlen <= sm->hrawlen; i++)
+			if ((sm->hraw[i] == lo || sm->hraw[i] == up) &&
+			    strncasecmp(sm->hraw + i + 1, needle + 1, nlen - 1) == 0)
+				return false;
+	}
 	return true;
 }
 
@@ -294,23 +301,109 @@ search_normalize(struct imap_search_node *n, uint32_t count, uint32_t maxuid)
 		search_normalize(&n->kids[i], count, maxuid);
 }
 
+struct imap_search_job {
+	char tag[IMAP_TAG_MAX + 1];
+	bool uid, modseq, failed;
+	struct imap_search_node root;
+	uint32_t count, next;     /* messages in the view, the next seq to look at */
+	uint32_t *found;          /* UIDs */
+	size_t nfound;
+	uint64_t maxmodseq;
+	struct evbuffer *line;    /* "* SEARCH ..." while it grows */
+};
+
+void
+imap_search_free(struct imap_search_job **jobp)
+{
+	struct imap_search_job *job = *jobp;
+
+	if (job == NULL)
+		return;
+	*jobp = NULL;
+	imap_search_node_free(&job->root);
+	free(job->found);
+	if (job->line != NULL)
+		evbuffer_free(job->line);
+	free(job);
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool
+imap_search_continue(struct imap_session *s)
+{
+	struct imap_search_job *job = s->search;
+	int64_t deadline = now_us() + IMAP_SLICE_US;
+
+	if (job == NULL || s->bev == NULL || s->closing)
+		return true;
+	while (job->next <= job->count) {
+		uint32_t seq = job->next++;
+		struct search_msg sm = { .s = s, .seq = seq, .m = imap_mailbox_msg(s->mb, seq) };
+
+		if (sm.m != NULL) {
+			bool hit = search_match(&sm, &job->root);
+
+			job->failed |= sm.failed;
+			if (hit) {
+				job->found[job->nfound++] = sm.m->uid;
+				if (sm.m->modseq > job->maxmodseq)
+					job->maxmodseq = sm.m->modseq;
+				evbuffer_add_printf(job->line, " %" PRIu32, job->uid ? sm.m->uid : seq);
+			}
+			imap_mime_free(&sm.hdr);
+			imap_mime_free(&sm.full);
+			free(sm.raw);
+		}
+		if ((seq & 15) == 0 && now_us() > deadline && job->next <= job->count) {
+			/* A slice is used up: let other sessions (and SMTP) run. */
+			imap_session_schedule(s);
+			return false;
+		}
+	}
+	if (job->modseq && job->nfound > 0)
+		evbuffer_add_printf(job->line, " (MODSEQ %" PRIu64 ")", job->maxmodseq);
+	evbuffer_add(job->line, "\r\n", 2);
+	evbuffer_add_buffer(imap_session_out(s), job->line);
+	free(s->saved);
+	s->saved = job->found;
+	s->nsaved = job->nfound;
+	job->found = NULL;
+	if (job->failed)
+		log_info("event=imap.search_partial session=%s client=%s account=%s", s->id, s->ip,
+		    s->account);
+	imap_session_sync(s, job->uid);
+	imap_session_tagged(s, job->tag, "OK %sSEARCH completed", job->uid ? "UID " : "");
+	imap_search_free(&s->search);
+	s->input = IMAP_INPUT_COMMAND;
+	return true;
+}
+
 void
 imap_search_command(struct imap_session *s, const char *tag, bool uid, const struct imap_arg *args,
     size_t nargs)
 {
-	struct imap_search_node root;
-	struct evbuffer *out = imap_session_out(s);
+	struct imap_search_job *job;
 	const char *error, *charset;
-	uint32_t count = imap_mailbox_count(s->mb), maxuid = 0, *found = NULL;
-	size_t nfound = 0;
-	bool failed = false, modseq;
-	uint64_t maxmodseq = 0;
+	uint32_t maxuid = 0;
 
 	if (args != NULL && nargs >= 1 && imap_arg_atom_is(&args[0], "RETURN")) {
 		imap_session_error(s, tag, "BAD SEARCH RETURN is not supported");
 		return;
 	}
-	if (imap_search_parse(args, nargs, &root, &charset, &error) == -1) {
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		imap_session_tagged(s, tag, "NO [SERVERBUG] Out of memory");
+		return;
+	}
+	if (imap_search_parse(args, nargs, &job->root, &charset, &error) == -1) {
+		free(job);
 		imap_session_error(s, tag, "BAD %s", error);
 		return;
 	}
@@ -320,61 +413,39 @@ imap_search_command(struct imap_session *s, const char *tag, bool uid, const str
 		int r;
 
 		if (cd == (iconv_t)-1) {
-			imap_search_node_free(&root);
+			imap_search_free(&job);
 			imap_session_tagged(s, tag, "NO [BADCHARSET] Unknown charset");
 			return;
 		}
-		r = search_tree_convert(cd, &root);
+		r = search_tree_convert(cd, &job->root);
 		iconv_close(cd);
 		if (r == -1) {
-			imap_search_node_free(&root);
+			imap_search_free(&job);
 			imap_session_tagged(s, tag, "NO Search string not valid in that charset");
 			return;
 		}
-	} else if (!search_tree_utf8(&root)) {
-		imap_search_node_free(&root);
+	} else if (!search_tree_utf8(&job->root)) {
+		imap_search_free(&job);
 		imap_session_error(s, tag, "BAD Search string is not UTF-8");
 		return;
 	}
-	if (count > 0)
-		maxuid = imap_mailbox_msg(s->mb, count)->uid;
-	search_normalize(&root, count, maxuid);
-	if ((modseq = search_has_modseq(&root)))
+	snprintf(job->tag, sizeof(job->tag), "%s", tag);
+	job->uid = uid;
+	job->count = imap_mailbox_count(s->mb);
+	job->next = 1;
+	if (job->count > 0)
+		maxuid = imap_mailbox_msg(s->mb, job->count)->uid;
+	search_normalize(&job->root, job->count, maxuid);
+	if ((job->modseq = search_has_modseq(&job->root)))
 		s->condstore = true;
-	if (count > 0 && (found = calloc(count, sizeof(*found))) == NULL) {
-		imap_search_node_free(&root);
+	if ((job->count > 0 && (job->found = calloc(job->count, sizeof(*job->found))) == NULL) ||
+	    (job->line = evbuffer_new()) == NULL) {
+		imap_search_free(&job);
 		imap_session_tagged(s, tag, "NO [SERVERBUG] Out of memory");
 		return;
 	}
-	evbuffer_add_printf(out, "* SEARCH");
-	for (uint32_t seq = 1; seq <= count; seq++) {
-		struct search_msg sm = { .s = s, .seq = seq, .m = imap_mailbox_msg(s->mb, seq) };
-		bool hit;
-
-		if (sm.m == NULL)
-			continue;
-		hit = search_match(&sm, &root);
-		failed |= sm.failed;
-		if (hit) {
-			found[nfound++] = sm.m->uid;
-			if (sm.m->modseq > maxmodseq)
-				maxmodseq = sm.m->modseq;
-			evbuffer_add_printf(out, " %" PRIu32, uid ? sm.m->uid : seq);
-		}
-		imap_mime_free(&sm.hdr);
-		imap_mime_free(&sm.full);
-		free(sm.raw);
-	}
-	if (modseq && nfound > 0)
-		evbuffer_add_printf(out, " (MODSEQ %" PRIu64 ")", maxmodseq);
-	evbuffer_add_printf(out, "\r\n");
-	imap_search_node_free(&root);
-	free(s->saved);
-	s->saved = found;
-	s->nsaved = nfound;
-	if (failed)
-		log_info("event=imap.search_partial session=%s client=%s account=%s", s->id, s->ip,
-		    s->account);
-	imap_session_sync(s, uid);
-	imap_session_tagged(s, tag, "OK %sSEARCH completed", uid ? "UID " : "");
+	evbuffer_add_printf(job->line, "* SEARCH");
+	s->search = job;
+	s->input = IMAP_INPUT_WAIT;
+	(void)imap_search_continue(s);   /* the rest, if any, in later slices */
 }

@@ -39,7 +39,9 @@ imap_server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		close(fd);
 		return;
 	}
-	v = guard_conn_open(srv->deps.guard, sa, cfg->imap.max_connections_per_ip,
+	/* Counted apart from SMTP: an office behind one NAT with many mail
+	 * clients idling must not run out of SMTP connections. */
+	v = guard_conn_open(srv->deps.conns, sa, cfg->imap.max_connections_per_ip,
 	    cfg->imap.max_connections);
 	if (v != GUARD_ACCEPT || srv->shutting_down) {
 		char ip[64];
@@ -52,14 +54,14 @@ imap_server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		if (l->kind == IMAP_LISTENER_IMAP)
 			(void)!write(fd, bye, sizeof(bye) - 1);
 		if (v == GUARD_ACCEPT)
-			guard_conn_close(srv->deps.guard, sa);
+			guard_conn_close(srv->deps.conns, sa);
 		metrics_inc("bulwark_connections_refused_total", v == GUARD_TOO_MANY_FROM_IP ?
 		    "reason=\"too_many_from_ip\"" : "reason=\"too_many_connections\"");
 		close(fd);
 		return;
 	}
 	if (imap_session_new(l, fd, sa, (socklen_t)salen) == NULL)
-		guard_conn_close(srv->deps.guard, sa);
+		guard_conn_close(srv->deps.conns, sa);
 }
 
 static void

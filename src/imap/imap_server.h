@@ -18,7 +18,8 @@ struct imap_server;
 struct imap_server_deps {
 	struct event_base *base;
 	const struct config *cfg;
-	struct guard *guard;
+	struct guard *guard;      /* bans and strikes, shared with SMTP */
+	struct guard *conns;      /* IMAP's own connection counts (imap.max_connections*) */
 	struct pool *auth_pool;   /* password checks, shared with SMTP AUTH */
 	SSL_CTX *tls;
 };

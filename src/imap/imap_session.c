@@ -59,6 +59,7 @@ static void imap_session_write_cb(struct bufferevent *bev, void *arg);
 static void imap_session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void imap_session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void imap_session_idle_cb(evutil_socket_t fd, short what, void *arg);
+static void imap_session_work_cb(evutil_socket_t fd, short what, void *arg);
 
 /* The inactivity timer: login_timeout before a login, idle_timeout after
  * (RFC 3501 5.4: at least 30 minutes); restarted by each complete command. */
@@ -190,18 +191,25 @@ imap_write_flags(struct evbuffer *out, uint32_t flags, const char *const *keywor
 		{ IMAP_FLAG_FLAGGED, "\\Flagged" }, { IMAP_FLAG_DELETED, "\\Deleted" },
 		{ IMAP_FLAG_DRAFT, "\\Draft" }, { IMAP_FLAG_RECENT, "\\Recent" },
 	};
-	bool first = true;
+	char buf[128];
+	size_t n = 0;
 
-	evbuffer_add(out, "(", 1);
+	buf[n++] = '(';
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (flags & names[i].flag) {
-			evbuffer_add_printf(out, "%s%s", first ? "" : " ", names[i].name);
-			first = false;
+			size_t len = strlen(names[i].name);
+
+			if (n > 1)
+				buf[n++] = ' ';
+			memcpy(buf + n, names[i].name, len);
+			n += len;
 		}
 	}
+	evbuffer_add(out, buf, n);
 	for (size_t i = 0; keywords != NULL && keywords[i] != NULL; i++) {
-		evbuffer_add_printf(out, "%s%s", first ? "" : " ", keywords[i]);
-		first = false;
+		if (n > 1 || i > 0)
+			evbuffer_add(out, " ", 1);
+		evbuffer_add(out, keywords[i], strlen(keywords[i]));
 	}
 	evbuffer_add(out, ")", 1);
 }
@@ -342,7 +350,8 @@ imap_session_new(struct imap_listener *l, int fd, const struct sockaddr *sa, soc
 	    imap_session_event_cb, s);
 	imap_session_read_limit(s);
 	if ((s->timer = evtimer_new(srv->deps.base, imap_session_timer_cb, s)) == NULL ||
-	    (s->idle_poll = event_new(srv->deps.base, -1, EV_PERSIST, imap_session_idle_cb, s)) == NULL)
+	    (s->idle_poll = event_new(srv->deps.base, -1, EV_PERSIST, imap_session_idle_cb, s)) == NULL ||
+	    (s->work = evtimer_new(srv->deps.base, imap_session_work_cb, s)) == NULL)
 		goto fail;
 	{
 		/* A client that does not read what it asked for is cut after idle_timeout. */
@@ -377,6 +386,8 @@ fail:
 		event_free(s->timer);
 	if (s->idle_poll != NULL)
 		event_free(s->idle_poll);
+	if (s->work != NULL)
+		event_free(s->work);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	else
@@ -400,7 +411,7 @@ imap_session_release_slot(struct imap_session *s)
 {
 	if (!s->slot_released) {
 		s->slot_released = true;
-		guard_conn_close(s->srv->deps.guard, (struct sockaddr *)&s->peer);
+		guard_conn_close(s->srv->deps.conns, (struct sockaddr *)&s->peer);
 	}
 }
 
@@ -434,6 +445,7 @@ imap_session_free(struct imap_session **sp)
 	log_info("event=imap.disconnect session=%s client=%s account=%s commands=%lu errors=%d",
 	    s->id, s->ip, s->account[0] != '\0' ? s->account : "-", s->ncommands, s->errors);
 	imap_fetch_free(&s->fetch);
+	imap_search_free(&s->search);
 	imap_session_unselect(s);
 	imap_store_close(&s->store);
 	imap_parser_clear(&s->parser);
@@ -441,6 +453,8 @@ imap_session_free(struct imap_session **sp)
 		event_free(s->timer);
 	if (s->idle_poll != NULL)
 		event_free(s->idle_poll);
+	if (s->work != NULL)
+		event_free(s->work);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	free(s);
@@ -493,7 +507,9 @@ imap_session_close(struct imap_session *s)
 	s->closing = true;
 	imap_session_release_slot(s);
 	imap_fetch_free(&s->fetch);
+	imap_search_free(&s->search);
 	event_del(s->idle_poll);
+	event_del(s->work);
 	if (s->bev == NULL)
 		return;
 	bufferevent_disable(s->bev, EV_READ);
@@ -530,6 +546,34 @@ imap_session_shutdown(struct imap_session *s)
 	}
 	imap_session_printf(s, "* BYE Server shutting down\r\n");
 	imap_session_close(s);
+}
+
+/* ---- long commands in slices ---- */
+
+void
+imap_session_schedule(struct imap_session *s)
+{
+	struct timeval zero = { 0 };
+
+	evtimer_add(s->work, &zero);
+}
+
+static void
+imap_session_work_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_session *s = arg;
+	bool done;
+
+	if (s->closing || s->bev == NULL)
+		return;
+	if (s->fetch != NULL)
+		done = imap_fetch_continue(s);
+	else if (s->search != NULL)
+		done = imap_search_continue(s);
+	else
+		return;
+	if (done)
+		imap_session_resume(s);
 }
 
 /* ---- IDLE ---- */

@@ -23,6 +23,7 @@ struct evbuffer;
 struct evconnlistener;
 
 #define IMAP_OUTPUT_HIGH_WATER (256 * 1024)   /* stop producing/reading above this */
+#define IMAP_SLICE_US 20000   /* a long FETCH or SEARCH yields the loop after this long */
 
 enum imap_listener_kind {
 	IMAP_LISTENER_IMAP = 0,    /* STARTTLS */
@@ -62,6 +63,7 @@ struct imap_server {
 };
 
 struct imap_fetch_job;
+struct imap_search_job;
 
 struct imap_session {
 	struct imap_session *prev, *next;
@@ -106,6 +108,8 @@ struct imap_session {
 	size_t nkeywords;              /* keywords announced in the last FLAGS response */
 
 	struct imap_fetch_job *fetch;  /* a FETCH waiting for the client to read */
+	struct imap_search_job *search; /* a SEARCH going on in slices */
+	struct event *work;            /* runs the next slice of a FETCH or SEARCH */
 };
 
 /* ---- imap_session.c ---- */
@@ -132,6 +136,8 @@ void imap_session_process(struct imap_session *s);
 void imap_session_start_tls(struct imap_session *s, const char *tag);
 void imap_session_shutdown(struct imap_session *s);
 void imap_session_free(struct imap_session **s);
+/* Run the next slice of the FETCH or SEARCH in progress from the loop, soon. */
+void imap_session_schedule(struct imap_session *s);
 /* Input is taken again (after a pool job, a FETCH, IDLE). */
 void imap_session_resume(struct imap_session *s);
 /* IDLE (RFC 2177): start the 1 s poll; DONE ends it. */
@@ -179,5 +185,8 @@ void imap_fetch_store_response(struct imap_session *s, uint32_t seq, bool with_u
 /* ---- imap_search.c ---- */
 void imap_search_command(struct imap_session *s, const char *tag, bool uid,
     const struct imap_arg *args, size_t nargs);
+/* The next slice; true when the SEARCH finished (and was freed). */
+bool imap_search_continue(struct imap_session *s);
+void imap_search_free(struct imap_search_job **job);
 
 #endif

@@ -144,7 +144,8 @@ int imap_mailbox_store(struct imap_mailbox *mb, uint32_t seq, enum imap_flag_op 
 
 /* EXPUNGE / UID EXPUNGE / CLOSE: remove \Deleted messages (only those whose
  * UID is in uids[] when uids != NULL), reporting each removed seq through
- * cb->expunged (NULL for CLOSE, which is silent). */
+ * cb->expunged, highest first, then whatever else is pending as
+ * imap_mailbox_sync() does (cb NULL for CLOSE, which is silent). */
 int imap_mailbox_expunge(struct imap_mailbox *mb, const uint32_t *uids, size_t nuids,
     const struct imap_sync_cb *cb, void *ctx, enum imap_store_error *err_r);
 
@@ -155,8 +156,9 @@ int imap_mailbox_copy(struct imap_mailbox *mb, const uint32_t *seqs, size_t n,
     const char *dest, bool move, uint32_t *dest_uidvalidity_r, uint32_t *dest_uids_r,
     const struct imap_sync_cb *cb, void *ctx, enum imap_store_error *err_r);
 
-/* The message as served (LF -> CRLF), malloc'd; NULL with err on failure
- * (a file removed under us by another client gives IMAP_STORE_ERR_NONEXISTENT). */
+/* The message as served (LF -> CRLF, NUL as 0x80 like Dovecot: a literal
+ * cannot carry NUL), malloc'd; NULL with err on failure (a file removed
+ * under us by another client gives IMAP_STORE_ERR_NONEXISTENT). */
 char *imap_mailbox_read(struct imap_mailbox *mb, uint32_t seq, size_t *len_r,
     enum imap_store_error *err_r);
 

@@ -717,3 +717,51 @@ def test_imap_under_memcheck(tmp_path):
     assert rc == 0, report[-4000:]
     assert re.search(r"ERROR SUMMARY: 0 errors", report), report[-4000:]
     assert "definitely lost: 0 bytes" in report or "All heap blocks were freed" in report, report[-4000:]
+
+
+def test_long_search_in_slices_is_correct(im):
+    """SEARCH BODY over a few hundred messages runs in slices of the loop
+    (imap_search_continue); the result is the same as in one go, and another
+    session is served meanwhile."""
+    user = H.unique_user(im, "sl")
+    c = Raw(im.imap_port, source=H.TRUSTED)
+    assert c.cmd("a", f"LOGIN {user} {H.PASSWORD}", timeout=30)[-1].startswith("a OK")
+    n = 300
+    for i in range(n):
+        body = f"Subject: m{i}\r\n\r\n{'needle' if i % 7 == 0 else 'hay'} {i}\r\n"
+        c.send(f"p{i} APPEND INBOX {{{len(body)}+}}\r\n{body}\r\n")
+    c.until_tagged(f"p{n - 1}", timeout=120)
+    c.cmd("s", "SELECT INBOX")
+    c.send("t SEARCH BODY needle\r\n")
+    other = Raw(im.imap_port, source=H.TRUSTED)
+    assert other.cmd("o", "NOOP")[-1].startswith("o OK")
+    other.close()
+    r = c.until_tagged("t", timeout=120)
+    found = [int(x) for x in r[0].split()[2:]]
+    assert found == [i + 1 for i in range(n) if i % 7 == 0], r[0]
+    r = c.cmd("u", "UID SEARCH NOT BODY needle")
+    assert len(r[0].split()) - 2 == n - len(found)
+    c.cmd("v", "LOGOUT")
+    c.close()
+
+
+def test_connection_limit_per_ip_apart_from_smtp(bulwark):
+    d = bulwark(overrides={"imap": {"max_connections_per_ip": 2},
+                           "smtp": {"max_connections_per_ip": 2}, **NO_BANS})
+    held = [Raw(d.imap_port, source=H.UNTRUSTED) for _ in range(2)]
+    c = Raw(d.imap_port, source=H.UNTRUSTED)
+    assert c.greeting.startswith("* BYE"), c.greeting
+    c.close()
+    # SMTP from the same IP is not affected by its IMAP sessions
+    assert H.greeted(d.smtp_port, H.UNTRUSTED)
+    # another IP is served
+    other = Raw(d.imap_port, source=H.UNTRUSTED2)
+    assert other.greeting.startswith("* OK"), other.greeting
+    for x in held + [other]:
+        x.close()
+    def greeted_ok():
+        r = Raw(d.imap_port, source=H.UNTRUSTED)
+        ok = r.greeting.startswith("* OK")
+        r.close()
+        return ok
+    H.wait_until(greeted_ok, timeout=5, what="slots released")
