@@ -412,3 +412,55 @@ def test_search(pair, sid):
                          f"  dovecot: {want} {names(want)}")
     got, want = run_search(b, query, uid=True), run_search(o, query, uid=True)
     assert got == want, f"UID SEARCH {query!r}\n  bulwark: {got}\n  dovecot: {want}"
+
+
+# ------------------------------------------------------------ through SMTP
+
+
+def test_corpus_delivered_through_smtp(pair, module_bulwark, tmp_path):
+    """The corpus sent through bulwark's SMTP (delivery adds Return-Path and
+    Received, writes LF and ,S=): Dovecot, given a copy of the Maildir bulwark's
+    delivery wrote, answers ENVELOPE, BODYSTRUCTURE, RFC822.SIZE and BODY[]
+    as bulwark does. Messages SMTP refuses (a bare CR, a line over 998
+    octets) are left out."""
+    if SELFTEST:
+        pytest.skip("needs bulwark's SMTP")
+    d = next(x for x in module_bulwark.daemons if x.name == "conformance")
+    user = H.unique_user(d, prefix="smtp")
+    sent = []
+    for name, raw in C.corpus():
+        if b"\r" in raw or max(len(x) for x in raw.split(b"\n")) > 998:
+            continue
+        H.send_one(d.smtp_port, tok=name, rcpts=(user,), message=raw.replace(b"\n", b"\r\n"))
+        sent.append(name)
+    H.wait_until(lambda: len(d.read_maildir(user)) == len(sent), timeout=30,
+                 what=f"{len(sent)} messages delivered")
+    dv = DV.Dovecot()
+    try:
+        dv.add_user(user)
+        dv.load_maildir(user, d.maildir(user))
+        dv.start()
+        items = "(ENVELOPE BODYSTRUCTURE RFC822.SIZE BODY.PEEK[])"
+        b = W.Client(d.imap_port, source=H.TRUSTED)
+        b.login(user, H.PASSWORD)
+        b.select("INBOX", readonly=True)
+        o = W.Client(dv.imap_port)
+        o.login(user, H.PASSWORD)
+        o.select("INBOX", readonly=True)
+        # match by Message-ID: SMTP delivery order is the queue's
+        def by_id(c):
+            out = {}
+            for v in c.cmd(f"FETCH 1:* {items}").fetch().values():
+                out[v[b"ENVELOPE"][9]] = v
+            return out
+        got, want = by_id(b), by_id(o)
+        b.close()
+        o.close()
+    finally:
+        dv.cleanup()
+    assert len(want) == len(sent), f"Dovecot sees {len(want)} of {len(sent)}"
+    diffs = [f"{mid!r}: {k.decode()}\n  bulwark: {show(got.get(mid, {}).get(k))[:400]}\n"
+             f"  dovecot: {show(v)[:400]}"
+             for mid, item in want.items() for k, v in item.items()
+             if got.get(mid, {}).get(k) != v]
+    assert not diffs, "\n".join(diffs)
