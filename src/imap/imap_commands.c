@@ -636,16 +636,9 @@ cmd_close(struct imap_session *s, struct cmd *c)
 	return reply(c, CMD_OK, "%s completed", c->name);
 }
 
-static void
-expunged_cb(void *ctx, uint32_t seq)
-{
-	imap_session_printf(ctx, "* %" PRIu32 " EXPUNGE\r\n", seq);
-}
-
 static enum cmd_result
 cmd_expunge(struct imap_session *s, struct cmd *c)
 {
-	struct imap_sync_cb cb = { .expunged = expunged_cb };
 	enum imap_store_error err = IMAP_STORE_OK;
 	uint32_t *uids = NULL;
 	size_t n = 0;
@@ -680,7 +673,7 @@ cmd_expunge(struct imap_session *s, struct cmd *c)
 			uids[i] = imap_mailbox_msg(s->mb, seqs[i])->uid;
 		free(seqs);
 	}
-	r = imap_mailbox_expunge(s->mb, uids, c->uid ? n : 0, &cb, s, &err);
+	r = imap_mailbox_expunge(s->mb, uids, c->uid ? n : 0, &imap_session_sync_cbs, s, &err);
 	free(uids);
 	if (r == -1)
 		return store_error(c, err, false);
@@ -696,7 +689,7 @@ cmd_store(struct imap_session *s, struct cmd *c)
 	const char *what, *error;
 	uint32_t flags, *seqs = NULL, *modified = NULL;
 	char **kw = NULL;
-	bool silent, conditional = false;
+	bool silent, conditional = false, vanished = false;
 	size_t n = 0, nmod = 0, a = 1;
 	uint64_t unchangedsince = 0;
 	struct imap_arg flagarg;
@@ -769,13 +762,19 @@ cmd_store(struct imap_session *s, struct cmd *c)
 			continue;
 		}
 		if (imap_mailbox_store(s->mb, seqs[i], op, flags, (const char *const *)kw, &err) == -1) {
+			if (err == IMAP_STORE_ERR_NONEXISTENT) {
+				vanished = true;   /* expunged by another session (RFC 2180 4.2.1) */
+				continue;
+			}
 			r = store_error(c, err, false);
 			break;
 		}
 		if (!silent || s->condstore)
 			imap_fetch_store_response(s, seqs[i], c->uid, silent);
 	}
-	if (r == CMD_OK) {
+	if (r == CMD_OK && vanished && nmod == 0) {
+		r = reply(c, CMD_NO, "[EXPUNGEISSUED] Some of the requested messages no longer exist");
+	} else if (r == CMD_OK) {
 		if (nmod > 0) {
 			struct evbuffer *b = evbuffer_new();
 			size_t len;
@@ -816,9 +815,11 @@ uidset_write(struct evbuffer *out, const uint32_t *v, size_t n)
 	}
 }
 
+/* MOVE: the untagged responses the store reports, kept in order until the
+ * "* OK [COPYUID ...]" that RFC 6851 4.3 wants before them is written. */
 struct move_ctx {
-	uint32_t *seqs;
-	size_t n, cap;
+	struct imap_session *s;
+	struct evbuffer *buf;
 };
 
 static void
@@ -826,16 +827,40 @@ move_expunged_cb(void *ctx, uint32_t seq)
 {
 	struct move_ctx *m = ctx;
 
-	if (m->n < m->cap)
-		m->seqs[m->n++] = seq;
+	evbuffer_add_printf(m->buf, "* %" PRIu32 " EXPUNGE\r\n", seq);
+}
+
+static void
+move_exists_cb(void *ctx, uint32_t count)
+{
+	struct move_ctx *m = ctx;
+
+	evbuffer_add_printf(m->buf, "* %" PRIu32 " EXISTS\r\n", count);
+}
+
+static void
+move_recent_cb(void *ctx, uint32_t count)
+{
+	struct move_ctx *m = ctx;
+
+	evbuffer_add_printf(m->buf, "* %" PRIu32 " RECENT\r\n", count);
+}
+
+static void
+move_flags_cb(void *ctx, uint32_t seq)
+{
+	struct move_ctx *m = ctx;
+
+	imap_fetch_flags_write(m->buf, m->s, seq, true, false);
 }
 
 static enum cmd_result
 cmd_copy(struct imap_session *s, struct cmd *c)
 {
 	bool move = strcmp(c->name, "MOVE") == 0;
-	struct imap_sync_cb cb = { .expunged = move_expunged_cb };
-	struct move_ctx mc = { 0 };
+	struct imap_sync_cb cb = { .expunged = move_expunged_cb, .exists = move_exists_cb,
+	    .recent = move_recent_cb, .flags = move_flags_cb };
+	struct move_ctx mc = { .s = s };
 	enum imap_store_error err = IMAP_STORE_OK;
 	struct imap_seqset set;
 	const char *dest, *error;
@@ -865,10 +890,9 @@ cmd_copy(struct imap_session *s, struct cmd *c)
 	}
 	src = calloc(n, sizeof(*src));
 	dst = calloc(n, sizeof(*dst));
-	mc.seqs = calloc(n, sizeof(*mc.seqs));
-	mc.cap = n;
+	mc.buf = evbuffer_new();
 	code = evbuffer_new();
-	if (src == NULL || dst == NULL || mc.seqs == NULL || code == NULL) {
+	if (src == NULL || dst == NULL || mc.buf == NULL || code == NULL) {
 		r = reply(c, CMD_NO, "[SERVERBUG] Out of memory");
 		goto out;
 	}
@@ -876,7 +900,15 @@ cmd_copy(struct imap_session *s, struct cmd *c)
 		src[i] = imap_mailbox_msg(s->mb, seqs[i])->uid;
 	if (imap_mailbox_copy(s->mb, seqs, n, dest, move, &dest_uidvalidity, dst, &cb, &mc,
 	    &err) == -1) {
-		r = store_error(c, err, true);
+		struct imap_status st;
+		enum imap_store_error err2;
+
+		/* NONEXISTENT is the destination, or a source message another
+		 * session expunged (RFC 2180 4.4.1, RFC 5530 EXPUNGEISSUED). */
+		if (err == IMAP_STORE_ERR_NONEXISTENT && imap_store_status(s->store, dest, &st, &err2) == 0)
+			r = reply(c, CMD_NO, "[EXPUNGEISSUED] Some of the requested messages no longer exist");
+		else
+			r = store_error(c, err, true);
 		goto out;
 	}
 	evbuffer_add_printf(code, "[COPYUID %" PRIu32 " ", dest_uidvalidity);
@@ -889,8 +921,7 @@ cmd_copy(struct imap_session *s, struct cmd *c)
 		evbuffer_add_printf(out, "* OK ");
 		evbuffer_add_buffer(out, code);
 		evbuffer_add_printf(out, " Moved\r\n");
-		for (size_t i = 0; i < mc.n; i++)
-			evbuffer_add_printf(out, "* %" PRIu32 " EXPUNGE\r\n", mc.seqs[i]);
+		evbuffer_add_buffer(out, mc.buf);
 		r = reply(c, CMD_OK, "%sMOVE completed", c->uid ? "UID " : "");
 	} else {
 		size_t len = evbuffer_get_length(code);
@@ -912,10 +943,14 @@ cmd_copy(struct imap_session *s, struct cmd *c)
 out:
 	if (code != NULL)
 		evbuffer_free(code);
+	if (mc.buf != NULL) {
+		/* a failed MOVE may still have reported something */
+		evbuffer_add_buffer(out, mc.buf);
+		evbuffer_free(mc.buf);
+	}
 	free(seqs);
 	free(src);
 	free(dst);
-	free(mc.seqs);
 	return r;
 }
 

@@ -99,15 +99,14 @@ imap_session_seqs(struct imap_session *s, const struct imap_seqset *set0, bool u
 }
 
 void
-imap_fetch_store_response(struct imap_session *s, uint32_t seq, bool with_uid, bool silent)
+imap_fetch_flags_write(struct evbuffer *out, struct imap_session *s, uint32_t seq, bool with_uid,
+    bool silent)
 {
 	const struct imap_msg *m = imap_mailbox_msg(s->mb, seq);
-	struct evbuffer *out;
 	bool sp = false;
 
-	if (m == NULL || s->bev == NULL || s->closing)
+	if (m == NULL)
 		return;
-	out = imap_session_out(s);
 	evbuffer_add_printf(out, "* %" PRIu32 " FETCH (", seq);
 	if (with_uid) {
 		evbuffer_add_printf(out, "UID %" PRIu32, m->uid);
@@ -121,6 +120,14 @@ imap_fetch_store_response(struct imap_session *s, uint32_t seq, bool with_uid, b
 	if (s->condstore)
 		evbuffer_add_printf(out, "%sMODSEQ (%" PRIu64 ")", sp ? " " : "", m->modseq);
 	evbuffer_add_printf(out, ")\r\n");
+}
+
+void
+imap_fetch_store_response(struct imap_session *s, uint32_t seq, bool with_uid, bool silent)
+{
+	if (s->bev == NULL || s->closing)
+		return;
+	imap_fetch_flags_write(imap_session_out(s), s, seq, with_uid, silent);
 }
 
 void

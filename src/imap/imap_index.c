@@ -5,13 +5,16 @@
  * cached ENVELOPE/BODY/BODYSTRUCTURE/header block. Prepared statements only.
  * The Maildir stays the truth: the index is a cache the store rebuilds.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "imap/imap_store_private.h"
 
@@ -164,8 +167,11 @@ stmt(struct imap_index *ix, int which)
 		}
 		s = ix->st[which];
 	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	if (s != NULL) {
+		/* sqlite3_clear_bindings() does not take NULL without API armor */
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
 	return s;
 }
 
@@ -194,8 +200,23 @@ imap_index_open(const char *path, bool *created_r)
 	*created_r = f == NULL;
 	if (f != NULL)
 		fclose(f);
-	if (db_open(ix) == -1)
-		goto fail;
+	if (db_open(ix) == -1) {
+		/* damaged (not a database, corrupt): it is only a cache of the
+		 * Maildir, so set it aside and rebuild (the uidlist keeps UIDs) */
+		char aside[PATH_MAX], side[PATH_MAX];
+
+		if (fs_path(aside, sizeof(aside), "%s.damaged", path) == -1 ||
+		    rename(path, aside) == -1)
+			goto fail;
+		log_warnx("imap index %s: damaged, set aside as %s and rebuilt", path, aside);
+		if (fs_path(side, sizeof(side), "%s-wal", path) == 0)
+			(void)unlink(side);
+		if (fs_path(side, sizeof(side), "%s-shm", path) == 0)
+			(void)unlink(side);
+		*created_r = false;  /* the mailboxes exist: no special-use folders again */
+		if (db_open(ix) == -1)
+			goto fail;
+	}
 	ix->last_use = now_ms();
 	return ix;
 fail:

@@ -429,7 +429,11 @@ imap_mailbox_sync(struct imap_mailbox *mb, bool allow_expunge, const struct imap
 		claim_new(sm);
 	if ((snap = mb->snap) == NULL) {
 		/* attached: only flags can have changed */
-		if (mb->modseq_seen != sm->highestmodseq) {
+		if (mb->modseq_seen == sm->highestmodseq) {
+			mb->nown = 0;
+			return 0;  /* nothing at all (the common case: cheap) */
+		}
+		{
 			for (size_t i = 0; i < sm->n; i++) {
 				const struct imap_msg *m = &sm->e[i].m;
 
@@ -678,7 +682,14 @@ imap_mailbox_store(struct imap_mailbox *mb, uint32_t seq, enum imap_flag_op op, 
 		if (s2 != 0)
 			mb->snap->e[s2 - 1].m = e->m;
 	}
-	recent_refresh(mb);
+	{
+		ssize_t k = recent_find(mb, e->m.uid);
+
+		if (k != -1) {
+			mb->rmsg[k] = e->m;
+			mb->rmsg[k].flags |= IMAP_FLAG_RECENT;
+		}
+	}
 	set_err(err_r, IMAP_STORE_OK);
 	return 0;
 }

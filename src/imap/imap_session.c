@@ -254,7 +254,7 @@ sync_flags(void *ctx, uint32_t seq)
 	imap_fetch_flags_response(ctx, seq, true);
 }
 
-static const struct imap_sync_cb sync_cb = {
+const struct imap_sync_cb imap_session_sync_cbs = {
 	.expunged = sync_expunged,
 	.exists = sync_exists,
 	.recent = sync_recent,
@@ -290,7 +290,7 @@ imap_session_sync(struct imap_session *s, bool allow_expunge)
 
 	if (s->mb == NULL || s->bev == NULL || s->closing)
 		return;
-	if (imap_mailbox_sync(s->mb, allow_expunge, &sync_cb, s) == -1)
+	if (imap_mailbox_sync(s->mb, allow_expunge, &imap_session_sync_cbs, s) == -1)
 		log_warnx("event=imap.sync_error session=%s client=%s account=%s", s->id, s->ip,
 		    s->account);
 	/* RFC 3501 7.2.6: a new keyword in the mailbox is announced. */

@@ -127,6 +127,8 @@ void imap_session_error(struct imap_session *s, const char *tag, const char *fmt
     __attribute__((format(printf, 3, 4)));
 /* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" of the selected mailbox. */
 void imap_session_flags_response(struct imap_session *s);
+/* The callbacks that write untagged updates to the session (ctx: the session). */
+extern const struct imap_sync_cb imap_session_sync_cbs;
 /* Untagged updates of the selected mailbox (RFC 3501 7.3, 7.4.1). */
 void imap_session_sync(struct imap_session *s, bool allow_expunge);
 /* Close after the output drains ("* BYE" already written). */
@@ -181,6 +183,9 @@ int imap_session_seqs(struct imap_session *s, const struct imap_seqset *set, boo
 void imap_fetch_flags_response(struct imap_session *s, uint32_t seq, bool with_uid);
 /* The same after STORE; silent: only UID and MODSEQ (RFC 7162 3.1.3). */
 void imap_fetch_store_response(struct imap_session *s, uint32_t seq, bool with_uid, bool silent);
+/* The same into any buffer (MOVE gathers its untagged responses first). */
+void imap_fetch_flags_write(struct evbuffer *out, struct imap_session *s, uint32_t seq,
+    bool with_uid, bool silent);
 
 /* ---- imap_search.c ---- */
 void imap_search_command(struct imap_session *s, const char *tag, bool uid,

@@ -151,7 +151,9 @@ int imap_mailbox_expunge(struct imap_mailbox *mb, const uint32_t *uids, size_t n
 
 /* COPY / MOVE of the given seqs to mailbox dest (flags kept, \Recent set in
  * dest). Fills uids_r/dest_uids_r (caller-allocated, n entries) for COPYUID.
- * MOVE expunges the sources and reports them through cb->expunged. */
+ * MOVE expunges the sources and reports them through cb->expunged. All or
+ * nothing; IMAP_STORE_ERR_NONEXISTENT: dest does not exist, or a source was
+ * expunged meanwhile (imap_store_status(dest) tells the two apart). */
 int imap_mailbox_copy(struct imap_mailbox *mb, const uint32_t *seqs, size_t n,
     const char *dest, bool move, uint32_t *dest_uidvalidity_r, uint32_t *dest_uids_r,
     const struct imap_sync_cb *cb, void *ctx, enum imap_store_error *err_r);

@@ -53,6 +53,9 @@ struct store_mbox {
 	uint64_t gen;            /* bumped on every change */
 	const struct store_kwset *kw_used;
 	size_t uidlist_lines;    /* lines in the uidlist file, for compaction */
+	char *uidlist_pending;   /* lines not yet appended (during a scan) */
+	size_t uidlist_pending_len, uidlist_pending_cap;
+	bool scanning;
 	char *kwname[STORE_KEYWORD_LETTERS];  /* keyword of file name letter 'a' + i */
 	size_t nkw;
 	struct imap_mailbox *views;  /* the sessions' views (imap_mailbox.c) */

@@ -236,16 +236,31 @@ store_read_crlf(const char *path, bool served, size_t *len_r, int64_t *mtime_r, 
 			break;
 		got += (size_t)n;
 	}
-	for (size_t i = 0; i < got; i++)
-		extra += raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r');
+	/* line by line with memchr/memcpy: this is FETCH BODY[]'s hot path */
+	for (const char *p = raw, *end = raw + got, *nl; (nl = memchr(p, '\n', (size_t)(end - p))) != NULL;
+	    p = nl + 1)
+		extra += nl == raw || nl[-1] != '\r';
 	if ((out = malloc(got + extra + 1)) == NULL) {
 		*errno_r = ENOMEM;
 		goto done;
 	}
-	for (size_t i = 0; i < got; i++) {
-		if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r'))
+	for (const char *p = raw, *end = raw + got; p < end; ) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		memcpy(out + o, p, n);
+		o += n;
+		if (nl == NULL)
+			break;
+		if (nl == raw || nl[-1] != '\r')
 			out[o++] = '\r';
-		out[o++] = served && raw[i] == '\0' ? (char)0x80 : raw[i];
+		out[o++] = '\n';
+		p = nl + 1;
+	}
+	if (served) {
+		/* NUL cannot travel in a literal: 0x80, as Dovecot */
+		for (char *z = memchr(out, '\0', o); z != NULL; z = memchr(z, '\0', o - (size_t)(z - out)))
+			*z = (char)0x80;
 	}
 	out[o] = '\0';
 	*len_r = o;
@@ -376,27 +391,55 @@ uidlist_write(struct store_mbox *sm)
 	free(buf);
 }
 
+/* Write the lines gathered during a scan (one append instead of one a file). */
+static void
+uidlist_flush(struct store_mbox *sm)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (sm->uidlist_pending == NULL || sm->uidlist_pending_len == 0)
+		goto done;
+	if (sm->uidlist_lines > 2 * sm->n + 256 ||
+	    fs_path(path, sizeof(path), "%s/%s", sm->path, STORE_UIDLIST_NAME) == -1 ||
+	    (fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) == -1) {
+		uidlist_write(sm);
+		goto done;
+	}
+	(void)fs_write_all(fd, sm->uidlist_pending, sm->uidlist_pending_len);
+	close(fd);
+done:
+	free(sm->uidlist_pending);
+	sm->uidlist_pending = NULL;
+	sm->uidlist_pending_len = sm->uidlist_pending_cap = 0;
+}
+
 void
 store_uidlist_append(struct store_mbox *sm, uint32_t uid, const char *fname)
 {
-	char path[PATH_MAX], line[600];
-	int fd, n;
+	char line[600];
+	int n;
 
-	if (sm->uidlist_lines > 2 * sm->n + 256) {
-		uidlist_write(sm);
-		return;
-	}
-	if (fs_path(path, sizeof(path), "%s/%s", sm->path, STORE_UIDLIST_NAME) == -1)
-		return;
-	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	if (fd == -1) {
-		uidlist_write(sm);
-		return;
-	}
 	n = snprintf(line, sizeof(line), "%u %.*s\n", uid, (int)base_len(fname + 4), fname + 4);
-	if (n > 0 && (size_t)n < sizeof(line) && fs_write_all(fd, line, (size_t)n) == 0)
-		sm->uidlist_lines++;
-	close(fd);
+	if (n <= 0 || (size_t)n >= sizeof(line))
+		return;
+	if (sm->uidlist_pending_len + (size_t)n > sm->uidlist_pending_cap) {
+		size_t cap = (sm->uidlist_pending_len + (size_t)n) * 2;
+		char *nb = realloc(sm->uidlist_pending, cap);
+
+		if (nb == NULL) {
+			uidlist_flush(sm);
+			uidlist_write(sm);
+			return;
+		}
+		sm->uidlist_pending = nb;
+		sm->uidlist_pending_cap = cap;
+	}
+	memcpy(sm->uidlist_pending + sm->uidlist_pending_len, line, (size_t)n);
+	sm->uidlist_pending_len += (size_t)n;
+	sm->uidlist_lines++;
+	if (!sm->scanning)
+		uidlist_flush(sm);
 }
 
 /* --- shared mailbox state ---------------------------------------------- */
@@ -533,6 +576,7 @@ load_cb(void *ctx, const struct index_msg *m)
 void
 store_mbox_free(struct store_mbox *sm)
 {
+	free(sm->uidlist_pending);
 	for (size_t i = 0; i < STORE_KEYWORD_LETTERS; i++)
 		free(sm->kwname[i]);
 	for (size_t i = 0; i < sm->n; i++)
@@ -834,12 +878,16 @@ static int
 mbox_scan(struct store_mbox *sm, const struct uidlist *ul)
 {
 	bool again = true;
+	int ret = 0;
 
+	sm->scanning = true;
 	for (int tries = 0; again && tries < 3; tries++) {
-		if (scan_once(sm, ul, &again) == -1)
-			return -1;
+		if ((ret = scan_once(sm, ul, &again)) == -1)
+			break;
 	}
-	return 0;
+	sm->scanning = false;
+	uidlist_flush(sm);
+	return ret;
 }
 
 int

@@ -765,3 +765,47 @@ def test_connection_limit_per_ip_apart_from_smtp(bulwark):
         r.close()
         return ok
     H.wait_until(greeted_ok, timeout=5, what="slots released")
+
+
+def _track(count, lines):
+    """A client's message count after the untagged EXISTS/EXPUNGE lines."""
+    for l in lines:
+        w = l.split()
+        if len(w) >= 3 and w[0] == "*" and w[2] == "EXISTS":
+            count = int(w[1])
+        elif len(w) >= 3 and w[0] == "*" and w[2] == "EXPUNGE":
+            assert 1 <= int(w[1]) <= count, (l, count)
+            count -= 1
+    return count
+
+
+@pytest.mark.parametrize("action", ["UID MOVE {uid} Trash", "UID MOVE {keep} Trash", "MOVE 1:3 Trash",
+                                    "UID COPY {keep} Trash", "EXPUNGE", "UID EXPUNGE {uid}"])
+def test_two_sessions_counts_stay_consistent(im, action):
+    user = H.unique_user(im, "two")
+    a = Raw(im.imap_port, source=H.TRUSTED)
+    b = Raw(im.imap_port, source=H.TRUSTED)
+    for c in (a, b):
+        assert c.cmd("l", f"LOGIN {user} {H.PASSWORD}", timeout=30)[-1].startswith("l OK")
+    for i in range(4):
+        a.cmd(f"p{i}", f"APPEND INBOX {{5+}}\r\nmsg{i}\r\n")
+    r = a.cmd("s", "SELECT INBOX")
+    count = _track(0, r)
+    b.cmd("s", "SELECT INBOX")
+    uid = a.cmd("f", "FETCH 2 (UID)")[0].split()[4].rstrip(")")
+    keep = a.cmd("g", "FETCH 1 (UID)")[0].split()[4].rstrip(")")
+    a.cmd("d", f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)")
+    # meanwhile the other session adds one and removes one
+    b.cmd("x", "APPEND INBOX {5+}\r\nnewer")
+    b.cmd("y", "STORE 4 +FLAGS.SILENT (\\Deleted)")
+    b.cmd("z", "EXPUNGE")
+    r = a.cmd("m", action.format(uid=uid, keep=keep))
+    # the message to move was expunged by the other session meanwhile
+    assert r[-1].startswith("m OK") or r[-1].startswith("m NO [EXPUNGEISSUED]"), r
+    count = _track(count, r)
+    r = a.cmd("n", "NOOP")
+    count = _track(count, r)
+    st = b.cmd("t", "STATUS INBOX (MESSAGES)")[0]
+    assert count == int(re.search(r"MESSAGES (\d+)", st).group(1)), (count, st)
+    for c in (a, b):
+        c.close()

@@ -358,6 +358,28 @@ test_uids_stable(void **state)
 	imap_mailbox_close(&mb);
 	assert_int_equal(append(st, "INBOX", msg1, 0), 7);
 	imap_store_close(&st);
+
+	/* a damaged index is set aside and rebuilt the same way */
+	snprintf(path, sizeof(path), "%s/bulwark-index.sqlite", f->root);
+	{
+		FILE *fp = fopen(path, "w");
+
+		assert_non_null(fp);
+		fputs("this is not an SQLite database, not even close..............................."
+		    "................................................................................",
+		    fp);
+		fclose(fp);
+	}
+	snprintf(path, sizeof(path), "%s/bulwark-index.sqlite-wal", f->root);
+	(void)unlink(path);
+	st = open_store(f);
+	mb = imap_mailbox_open(st, "INBOX", false, &err);
+	assert_non_null(mb);
+	assert_int_equal(imap_mailbox_uidvalidity(mb), uv);
+	assert_int_equal(imap_mailbox_count(mb), 6);
+	assert_int_equal(imap_mailbox_msg(mb, 6)->uid, 7);
+	imap_mailbox_close(&mb);
+	imap_store_close(&st);
 }
 
 struct events {
