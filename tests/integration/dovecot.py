@@ -257,7 +257,10 @@ class Dovecot:
         for sub in ("Maildir", "index", "control"):
             shutil.rmtree(home / sub, ignore_errors=True)
         home.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(src, home / "Maildir", symlinks=False)
+        # bulwark's SQLite index (and its -wal/-shm, which come and go while
+        # bulwarkd runs) is a cache Dovecot has no use for
+        shutil.copytree(src, home / "Maildir", symlinks=False,
+                        ignore=shutil.ignore_patterns("bulwark-index.sqlite*"))
         self.fix_owner(address)
         return home / "Maildir"
 

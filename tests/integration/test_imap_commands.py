@@ -678,8 +678,9 @@ def test_restart_keeps_uids(srv, acct):
         m.logout()
 
 
-def test_index_lost_or_stale(srv, acct):
-    """The index is a cache: with it deleted, and the Maildir changed behind
+@pytest.mark.parametrize("damage", ["deleted", "garbage"])
+def test_index_lost_or_stale(srv, acct, damage):
+    """The index is a cache: with it deleted (or overwritten with garbage), and the Maildir changed behind
     the server's back (one message removed, one delivered) while it was down,
     the server rebuilds it: UIDVALIDITY and the surviving UIDs, flags and
     keywords are unchanged (RFC 3501 2.3.1.1: a UID may only change with
@@ -698,7 +699,10 @@ def test_index_lost_or_stale(srv, acct):
         files = srv.index_files(acct.user)
         assert files, "no index files found to delete"
         for p in files:
-            p.unlink()
+            if damage == "deleted":
+                p.unlink()
+            else:
+                p.write_bytes(b"\x00garbage, not an index\xff" * 64)
         second = next(p for sub in ("new", "cur") for p in (acct.maildir() / sub).iterdir()
                       if b"m1-" in p.read_bytes())
         second.unlink()
