@@ -77,10 +77,26 @@ imap_session_seqs(struct imap_session *s, const struct imap_seqset *set0, bool u
 	}
 	memcpy(set.v, set0->v, set.n * sizeof(*set.v));
 	if (uid) {
+		/* UIDs ascend with seqs: per range, a binary search for its first
+		 * message, then a walk; never a look at every message. */
+		uint32_t next = 1;
+
 		imap_seqset_normalize(&set, imap_mailbox_msg(s->mb, count)->uid);
-		for (uint32_t seq = 1; seq <= count; seq++)
-			if (imap_seqset_has(&set, imap_mailbox_msg(s->mb, seq)->uid))
-				v[n++] = seq;
+		for (size_t r = 0; r < set.n && next <= count; r++) {
+			uint32_t lo = next, hi = count + 1;
+
+			while (lo < hi) {
+				uint32_t mid = lo + (hi - lo) / 2;
+
+				if (imap_mailbox_msg(s->mb, mid)->uid < set.v[r].lo)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			for (next = lo; next <= count && imap_mailbox_msg(s->mb, next)->uid <= set.v[r].hi;
+			    next++)
+				v[n++] = next;
+		}
 	} else {
 		imap_seqset_normalize(&set, count);
 		if (set.n > 0 && (set.v[set.n - 1].hi > count || set.v[0].lo == 0)) {

@@ -84,8 +84,10 @@ static void
 claim_new(struct store_mbox *sm)
 {
 	char from[PATH_MAX], to[PATH_MAX], fname[600];
-	bool began = false;
+	bool began = false, left = false;
 
+	if (!sm->has_new)
+		return;  /* every sync of every session comes here: no walk */
 	for (size_t i = 0; i < sm->n; i++) {
 		struct store_entry *e = &sm->e[i];
 		char info[64], letters[STORE_KEYWORD_LETTERS + 1];
@@ -101,8 +103,10 @@ claim_new(struct store_mbox *sm)
 		    fs_path(from, sizeof(from), "%s/%s", sm->path, e->fname) == -1 ||
 		    fs_path(to, sizeof(to), "%s/%s", sm->path, fname) == -1)
 			continue;
-		if (rename(from, to) == -1 || (copy = strdup(fname)) == NULL)
+		if (rename(from, to) == -1 || (copy = strdup(fname)) == NULL) {
+			left = true;
 			continue;  /* gone or taken by someone else: the next scan sees */
+		}
 		free(e->fname);
 		e->fname = copy;
 		if (!began) {
@@ -116,6 +120,7 @@ claim_new(struct store_mbox *sm)
 	}
 	if (began)
 		imap_index_commit(sm->st->ix);
+	sm->has_new = left;
 }
 
 /* --- the view's message list ------------------------------------------- */

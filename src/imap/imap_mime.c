@@ -750,7 +750,6 @@ parse_part(struct parser *p, struct mime_part *part, size_t pos, struct stop *st
 	struct imap_mime *m = p->m;
 	bool stopped;
 	struct stop st;
-	const struct mime_field *ct;
 
 	part->body_off = parse_header(p, part, pos, &st, &stopped);
 	parse_content_fields(p, part);
@@ -761,7 +760,6 @@ parse_part(struct parser *p, struct mime_part *part, size_t pos, struct stop *st
 		*st_r = st;
 		return;
 	}
-	ct = NULL;
 	if ((part->flags & MIME_MULTIPART) && p->depth < MIME_DEPTH_MAX &&
 	    m->nparts < MIME_PARTS_MAX) {
 		const char *b = NULL;
@@ -772,7 +770,6 @@ parse_part(struct parser *p, struct mime_part *part, size_t pos, struct stop *st
 				break;
 			}
 		}
-		(void)ct;
 		if (b != NULL && b[0] != '\0') {
 			size_t bottom = p->depth;
 

@@ -54,6 +54,9 @@ imap_session_read_limit(struct imap_session *s)
 	size_t hw = s->cfg->imap.max_line_length + 4096;
 
 	bufferevent_setwatermark(s->bev, EV_READ, 0, hw > 256 * 1024 ? hw : 256 * 1024);
+	/* The write callback (a long FETCH goes on from it) fires at half the
+	 * high-water mark, not when empty: the socket never waits for us. */
+	bufferevent_setwatermark(s->bev, EV_WRITE, IMAP_OUTPUT_HIGH_WATER / 2, 0);
 }
 static void imap_session_write_cb(struct bufferevent *bev, void *arg);
 static void imap_session_event_cb(struct bufferevent *bev, short what, void *arg);

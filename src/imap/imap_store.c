@@ -278,6 +278,76 @@ store_mbox_note_keywords(struct store_mbox *sm, const struct store_kwset *kw)
 
 /* --- the store --------------------------------------------------------- */
 
+static void
+store_free(struct imap_store *st)
+{
+	for (struct imap_store **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == st) {
+			*pp = st->next;
+			break;
+		}
+	}
+	while (st->mboxes != NULL) {
+		struct store_mbox *sm = st->mboxes;
+
+		st->mboxes = sm->next;
+		store_mbox_free(sm);
+	}
+	while (st->kwsets != NULL) {
+		struct store_kwset *k = st->kwsets;
+
+		st->kwsets = k->next;
+		for (size_t i = 0; k->words[i] != NULL; i++)
+			free(k->words[i]);
+		free(k->words);
+		free(k->joined);
+		free(k);
+	}
+	imap_index_free(&st->ix);
+	free(st->root);
+	free(st->address);
+	free(st);
+}
+
+/* The index file as it was left: a store kept after its last session is
+ * reused only if nobody touched the index meanwhile. */
+static bool
+index_stat(const struct imap_store *st, struct stat *sb)
+{
+	char path[PATH_MAX];
+
+	return fs_path(path, sizeof(path), "%s/%s", st->root, STORE_INDEX_NAME) == 0 &&
+	    stat(path, sb) == 0;
+}
+
+/* Forget stores idle too long or too many (oldest first). */
+static void
+registry_trim(void)
+{
+	int64_t now = store_now_ms();
+	size_t idle = 0;
+
+	for (struct imap_store *st = registry, *next; st != NULL; st = next) {
+		next = st->next;
+		if (st->refs > 0)
+			continue;
+		if (now - st->idle_since > STORE_IDLE_KEEP_MS)
+			store_free(st);
+		else
+			idle++;
+	}
+	while (idle > STORE_IDLE_MAX) {
+		struct imap_store *oldest = NULL;
+
+		for (struct imap_store *st = registry; st != NULL; st = st->next) {
+			if (st->refs == 0 && (oldest == NULL || st->idle_since < oldest->idle_since))
+				oldest = st;
+		}
+		store_free(oldest);
+		idle--;
+	}
+}
+
 struct imap_store *
 imap_store_open(const char *data_dir, const char *address, enum imap_store_error *err_r)
 {
@@ -289,11 +359,25 @@ imap_store_open(const char *data_dir, const char *address, enum imap_store_error
 		set_err(err_r, IMAP_STORE_ERR_BADNAME);
 		return NULL;
 	}
+	registry_trim();
 	for (st = registry; st != NULL; st = st->next) {
-		if (strcmp(st->root, root) == 0) {
+		struct stat sb;
+
+		if (strcmp(st->root, root) != 0)
+			continue;
+		if (st->refs > 0) {
 			st->refs++;
 			return st;
 		}
+		/* kept from an earlier session: still what the disk says? */
+		if (index_stat(st, &sb) && sb.st_dev == st->ix_dev && sb.st_ino == st->ix_ino &&
+		    sb.st_size == st->ix_size && sb.st_mtim.tv_sec == st->ix_mtime.tv_sec &&
+		    sb.st_mtim.tv_nsec == st->ix_mtime.tv_nsec) {
+			st->refs = 1;
+			return st;
+		}
+		store_free(st);
+		break;
 	}
 	if (store_maildir_make(root, false) == -1) {
 		log_warn("imap store: %s: cannot create %s", address, root);
@@ -344,38 +428,26 @@ void
 imap_store_close(struct imap_store **stp)
 {
 	struct imap_store *st = *stp;
+	struct stat sb;
 
 	if (st == NULL)
 		return;
 	*stp = NULL;
 	if (--st->refs > 0)
 		return;
-	for (struct imap_store **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == st) {
-			*pp = st->next;
-			break;
-		}
+	/* Kept a while for the next login of this account (its mailboxes
+	 * need not be loaded again), without its SQLite connection. */
+	imap_index_park(st->ix, 0);
+	if (!index_stat(st, &sb)) {
+		store_free(st);
+		return;
 	}
-	while (st->mboxes != NULL) {
-		struct store_mbox *sm = st->mboxes;
-
-		st->mboxes = sm->next;
-		store_mbox_free(sm);
-	}
-	while (st->kwsets != NULL) {
-		struct store_kwset *k = st->kwsets;
-
-		st->kwsets = k->next;
-		for (size_t i = 0; k->words[i] != NULL; i++)
-			free(k->words[i]);
-		free(k->words);
-		free(k->joined);
-		free(k);
-	}
-	imap_index_free(&st->ix);
-	free(st->root);
-	free(st->address);
-	free(st);
+	st->ix_dev = sb.st_dev;
+	st->ix_ino = sb.st_ino;
+	st->ix_size = sb.st_size;
+	st->ix_mtime = sb.st_mtim;
+	st->idle_since = store_now_ms();
+	registry_trim();
 }
 
 /* --- subscriptions ----------------------------------------------------- */

@@ -56,6 +56,7 @@ struct store_mbox {
 	char *uidlist_pending;   /* lines not yet appended (during a scan) */
 	size_t uidlist_pending_len, uidlist_pending_cap;
 	bool scanning;
+	bool has_new;            /* some entry may still be in new/ */
 	char *kwname[STORE_KEYWORD_LETTERS];  /* keyword of file name letter 'a' + i */
 	size_t nkw;
 	struct imap_mailbox *views;  /* the sessions' views (imap_mailbox.c) */
@@ -63,9 +64,19 @@ struct store_mbox {
 
 struct imap_index;
 
+/* Stores whose last session ended are kept (without SQLite connection) for
+ * the account's next login: at most this many, this long. */
+#define STORE_IDLE_MAX 8
+#define STORE_IDLE_KEEP_MS 60000
+
 struct imap_store {
 	struct imap_store *next;
-	unsigned refs;
+	unsigned refs;           /* 0: kept idle since idle_since */
+	int64_t idle_since;
+	dev_t ix_dev;            /* the index file when it went idle */
+	ino_t ix_ino;
+	off_t ix_size;
+	struct timespec ix_mtime;
 	char *root;              /* the Maildir (INBOX) */
 	char *address;
 	struct imap_index *ix;
@@ -91,6 +102,7 @@ void store_mbox_note_keywords(struct store_mbox *sm, const struct store_kwset *k
 /* errno -> the error the session reports */
 enum imap_store_error store_errno(int e);
 /* imap_store_scan.c */
+int64_t store_now_ms(void);
 /* The loaded (and scanned) shared state of a mailbox; NULL with *err_r. */
 struct store_mbox *store_mbox_get(struct imap_store *st, const char *name,
     enum imap_store_error *err_r);

@@ -505,6 +505,8 @@ mbox_insert(struct store_mbox *sm, uint32_t uid, const char *fname, uint32_t fla
 	e->m.size = size;
 	e->fname = copy;
 	e->baselen = 4 + base_len(copy + 4);
+	if (strncmp(copy, "new/", 4) == 0)
+		sm->has_new = true;
 	if (sm->n > 1 && sm->e[sm->n - 2].m.uid > uid) {
 		qsort(sm->e, sm->n, sizeof(sm->e[0]), entry_cmp_uid);
 		e = &sm->e[store_mbox_find(sm, uid)];
@@ -594,8 +596,8 @@ ts_eq(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
-static int64_t
-now_ms(void)
+int64_t
+store_now_ms(void)
 {
 	struct timespec ts;
 
@@ -632,7 +634,7 @@ store_mbox_disk_changed(struct store_mbox *sm)
 	/* A change in the same clock tick as our scan leaves the mtime as we
 	 * saw it: look again (at most twice a second) until the directories
 	 * have been quiet for a while. */
-	return sm->dirty && now_ms() - (int64_t)sm->scanned_at >= 500;
+	return sm->dirty && store_now_ms() - (int64_t)sm->scanned_at >= 500;
 }
 
 struct scan_file {
@@ -819,6 +821,8 @@ scan_once(struct store_mbox *sm, const struct uidlist *ul, bool *again_r)
 
 					free(e->fname);
 					e->fname = copy;
+					if (strncmp(copy, "new/", 4) == 0)
+						sm->has_new = true;
 					if (nf != (e->m.flags & sys) ||
 					    (nk != NULL && (const char *const *)nk->words != e->m.keywords)) {
 						e->m.flags = (e->m.flags & ~sys) | nf;
@@ -864,7 +868,7 @@ scan_once(struct store_mbox *sm, const struct uidlist *ul, bool *again_r)
 		clock_gettime(CLOCK_REALTIME, &rt);
 		sm->dirty = rt.tv_sec - n0.tv_sec < 2 || rt.tv_sec - c0.tv_sec < 2;
 	}
-	sm->scanned_at = (time_t)now_ms();
+	sm->scanned_at = (time_t)store_now_ms();
 	ret = 0;
 done:
 	for (i = 0; i < nfiles; i++)

@@ -17,6 +17,13 @@ daemon, with Debian's imaplib and a raw socket client that shows every byte.
 - Every failure writes a line that fail2ban's stock `dovecot` filter matches
   (checked with fail2ban-regex) and counts in /metrics with protocol="imap".
 - IDLE sees a message delivered through SMTP within a few seconds.
+- CONDSTORE (RFC 7162); untagged FLAGS when a new keyword appears; two
+  sessions on one mailbox keep consistent counts through MOVE, COPY, EXPUNGE
+  and UID EXPUNGE while the other appends and expunges; pipelined commands; a
+  large FETCH to a slow reader (backpressure); a long SEARCH in slices;
+  per-IP IMAP connection limit apart from SMTP's; per-account sessions;
+  login and IDLE timeouts; SIGTERM with an IDLE session (BYE, exit 0); the
+  IMAP paths under valgrind memcheck (when BULWARK_VG_BUILD is set).
 - Bad input, each answered without a crash, and the server still serves a new
   client afterwards: an unterminated literal (client vanishes mid-literal), a
   huge synchronizing literal announcement ({99999999999}: NO [TOOBIG], no
