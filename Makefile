@@ -43,6 +43,7 @@ bench:
 	@$(MAKE) --no-print-directory build
 	$(PYTHON) bench/bench_smtp.py
 	$(PYTHON) bench/bench_auth.py
+	$(PYTHON) bench/bench_outbound.py
 	$(PYTHON) bench/bench_imap.py
 
 fuzz: deps

@@ -34,6 +34,8 @@ enum {
 	OPT_SELECTOR = 1 << 6,
 	OPT_ALGORITHM = 1 << 7,
 	OPT_TXT = 1 << 8,
+	OPT_MESSAGES = 1 << 9,
+	OPT_RECIPIENTS = 1 << 10,
 };
 
 static const struct option_def {
@@ -51,6 +53,8 @@ static const struct option_def {
 	{ OPT_SELECTOR, "--selector", true },
 	{ OPT_ALGORITHM, "--algorithm", true },
 	{ OPT_TXT, "--txt", true },
+	{ OPT_MESSAGES, "--messages", true },
+	{ OPT_RECIPIENTS, "--recipients", true },
 };
 
 /* Command flags. */
@@ -91,6 +95,9 @@ static const struct command commands[] = {
 	  "clear failed logins and the lockout" },
 	{ "user", "list", "[--json]", 0, 0, OPT_JSON, CMD_DIRECTORY, cmd_user_list,
 	  "list the accounts" },
+	{ "user", "limit", "ADDRESS [--messages N|default] [--recipients N|default]", 1, 1,
+	  OPT_MESSAGES | OPT_RECIPIENTS, CMD_DIRECTORY, cmd_user_limit,
+	  "the account's outbound limits per hour (queue_monitor.*_per_hour unless set)" },
 	{ "alias", "add", "SOURCE TARGET", 2, 2, 0, CMD_DIRECTORY, cmd_alias_add,
 	  "deliver mail for SOURCE to TARGET (an account, an alias or a remote address)" },
 	{ "alias", "del", "SOURCE [TARGET]", 1, 2, 0, CMD_DIRECTORY, cmd_alias_del,
@@ -208,6 +215,8 @@ args_parse(const struct ctl *ctl, const struct command *c, int argc, char **argv
 			case OPT_SENDER: a->sender = argv[++i]; break;
 			case OPT_SELECTOR: a->selector = argv[++i]; break;
 			case OPT_ALGORITHM: a->algorithm = argv[++i]; break;
+			case OPT_MESSAGES: a->messages = argv[++i]; break;
+			case OPT_RECIPIENTS: a->recipients = argv[++i]; break;
 			case OPT_TXT:
 				if (a->ntxt == MAX_TXT) {
 					complain(ctl, "at most %d --txt", MAX_TXT);

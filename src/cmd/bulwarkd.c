@@ -30,12 +30,13 @@
 #include "http/http_server.h"
 #include "imap/imap_server.h"
 #include "monitor/metrics.h"
+#include "monitor/queue_monitor.h"
 #include "queue/queue.h"
 #include "smtp/smtp_client.h"
 #include "smtp/smtp_server.h"
 
 #define BULWARK_WORKERS 32      /* storage: mostly asleep in fsync barriers */
-#define BULWARK_AUTH_NICE 10    /* argon2id checks yield the CPU to the loop */
+#define BULWARK_AUTH_NICE 19   /* argon2id checks yield to the loop and the spool, never starve (docs/accounts.md) */
 
 struct daemon {
 	struct event_base *base;
@@ -45,6 +46,7 @@ struct daemon {
 	struct queue *queue;
 	struct guard *guard;
 	struct directory *dir;
+	struct queue_monitor *monitor;
 	struct event *tick;
 	struct event *sigterm, *sigint, *stop_timer;
 	time_t stop_deadline;
@@ -100,18 +102,23 @@ stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Once a second: pick up what bulwarkctl changed in the database (bans),
- * and refresh the gauges the HTTP thread renders.
+ * put the bans in force into the listeners' kernel filter, and refresh the
+ * gauges the HTTP thread renders.
  */
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	struct guard_ban_stats bs;
+	struct guard_filter_stats fs;
 	time_t now = time(NULL);
 
 	if (directory_changed(d->dir) == 1)
 		guard_bans_reload(d->guard, now);
 	guard_bans_expire(d->guard, now);
+	guard_filter_sync(d->guard, now);
+	guard_filter_stats(d->guard, &fs);
+	metrics_set("bulwark_ban_filter_networks", NULL, (double)fs.networks);
 	guard_ban_stats(d->guard, now, &bs);
 	metrics_set("bulwark_bans_active", NULL, (double)bs.active);
 	metrics_set("bulwark_unbans_total", NULL, (double)bs.unbans);
@@ -332,6 +339,14 @@ main(int argc, char **argv)
 	d.dir = dir;
 	smtp_server_attach(d.smtp, dir, d.queue, auth_pool);
 	imap_server_attach(d.imap, auth_pool);
+	{
+		struct queue_monitor_deps md = { .base = d.base, .cfg = cfg, .queue = d.queue,
+		    .dir = dir, .pool = pool };
+
+		if ((d.monitor = queue_monitor_new(&md)) == NULL || queue_monitor_start(d.monitor) == -1)
+			fatalx("event=start.error reason=\"queue monitor: out of memory\"");
+		smtp_server_set_monitor(d.smtp, d.monitor);
+	}
 	if (http_server_start(http, &error) == -1)
 		fatalx("event=start.error reason=\"%s\"", error != NULL ? error : "http");
 	{
@@ -371,6 +386,7 @@ main(int argc, char **argv)
 	pool_free(&pool);
 	smtp_server_free(&d.smtp);
 	imap_server_free(&d.imap);
+	queue_monitor_free(&d.monitor);
 	queue_free(&d.queue);   /* drops remote attempts in flight (they retry at next start) */
 	{
 		/* Let clients that said QUIT finish (they free themselves), briefly. */

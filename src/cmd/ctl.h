@@ -39,6 +39,8 @@ struct args {
 	const char *sender;      /* --sender */
 	const char *selector;    /* --selector */
 	const char *algorithm;   /* --algorithm */
+	const char *messages;    /* --messages */
+	const char *recipients;  /* --recipients */
 	const char *txt[MAX_TXT];   /* --txt NAME=RECORD, repeated */
 	int ntxt;
 };
@@ -71,6 +73,7 @@ int cmd_user_passwd(struct ctl *ctl, const struct args *a);
 int cmd_user_flag(struct ctl *ctl, const struct args *a);
 int cmd_user_unlock(struct ctl *ctl, const struct args *a);
 int cmd_user_list(struct ctl *ctl, const struct args *a);
+int cmd_user_limit(struct ctl *ctl, const struct args *a);
 int cmd_alias_add(struct ctl *ctl, const struct args *a);
 int cmd_alias_del(struct ctl *ctl, const struct args *a);
 int cmd_alias_list(struct ctl *ctl, const struct args *a);

@@ -379,6 +379,54 @@ cmd_user_unlock(struct ctl *ctl, const struct args *a)
 	return EXIT_OK;
 }
 
+/* "N" (0..10000000) or "default" (-1) into *v_r; -1 when neither. */
+static int
+limit_parse(const char *s, int *v_r)
+{
+	char *end;
+	long v;
+
+	if (strcmp(s, "default") == 0) {
+		*v_r = -1;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -1;
+	v = strtol(s, &end, 10);
+	if (*end != '\0' || v < 0 || v > 10000000)
+		return -1;
+	*v_r = (int)v;
+	return 0;
+}
+
+int
+cmd_user_limit(struct ctl *ctl, const struct args *a)
+{
+	const struct config_queue_monitor *qm = &ctl->cfg->queue_monitor;
+	struct directory_user u;
+	char *error = NULL, b[320];
+	int messages, recipients, r;
+
+	if ((r = directory_user_get(ctl->dir, a->pos[0], &u)) != 1)
+		return r == 0 ? complain(ctl, "no such user %s", printable(b, sizeof(b), a->pos[0])) :
+		    complain(ctl, "cannot read the account");
+	messages = u.messages_per_hour;
+	recipients = u.recipients_per_hour;
+	directory_user_clear(&u);
+	if (a->messages != NULL && limit_parse(a->messages, &messages) == -1)
+		return complain(ctl, "--messages: expected a number of 0..10000000 or 'default'");
+	if (a->recipients != NULL && limit_parse(a->recipients, &recipients) == -1)
+		return complain(ctl, "--recipients: expected a number of 0..10000000 or 'default'");
+	if ((a->messages != NULL || a->recipients != NULL) &&
+	    directory_user_set_limits(ctl->dir, a->pos[0], messages, recipients, &error) != 0)
+		return complain_error(ctl, error);
+	printf("%s messages_per_hour=%d%s recipients_per_hour=%d%s\n",
+	    printable(b, sizeof(b), a->pos[0]),
+	    messages >= 0 ? messages : qm->messages_per_hour, messages >= 0 ? "" : " (default)",
+	    recipients >= 0 ? recipients : qm->recipients_per_hour, recipients >= 0 ? "" : " (default)");
+	return EXIT_OK;
+}
+
 int
 cmd_user_list(struct ctl *ctl, const struct args *a)
 {
@@ -399,9 +447,18 @@ cmd_user_list(struct ctl *ctl, const struct args *a)
 			fputs(", \"contact\": ", stdout);
 			json_string(stdout, u->contact);
 			printf(", \"confirmed\": %s, \"suspended\": %s, \"locked_until\": %lld,"
-			    " \"failed_logins\": %d, \"created\": %lld}",
+			    " \"failed_logins\": %d, \"created\": %lld",
 			    u->confirmed ? "true" : "false", u->suspended ? "true" : "false",
 			    (long long)u->locked_until, u->failed_logins, (long long)u->created);
+			/* outbound limits of its own; null: queue_monitor's */
+			if (u->messages_per_hour >= 0)
+				printf(", \"messages_per_hour\": %d", u->messages_per_hour);
+			else
+				fputs(", \"messages_per_hour\": null", stdout);
+			if (u->recipients_per_hour >= 0)
+				printf(", \"recipients_per_hour\": %d}", u->recipients_per_hour);
+			else
+				fputs(", \"recipients_per_hour\": null}", stdout);
 		}
 		fputs(n > 0 ? "\n]\n" : "]\n", stdout);
 	} else {

@@ -555,6 +555,32 @@ set_smarthost(struct loader *ld, const struct key_def *def, const struct scalar 
 	return 0;
 }
 
+/*
+ * queue_monitor.alert_command: an absolute program path and its arguments,
+ * split on spaces and run without a shell; null for none.
+ */
+static int
+set_command(struct loader *ld, const struct key_def *def, const struct scalar *v)
+{
+	char *s;
+
+	if (scalar_string(ld, def, v, &s) < 0)
+		return -1;
+	if (s != NULL && s[0] != '/') {
+		free(s);
+		return key_fail(ld, def, v->line,
+		    "expected an absolute program path (and arguments, split on spaces; no shell)");
+	}
+	for (const char *p = s; p != NULL && *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			free(s);
+			return key_fail(ld, def, v->line, "contains a control character");
+		}
+	}
+	string_field_set(ld, def, s);
+	return 0;
+}
+
 /* ---- list setters: each builds the new list, then replaces the old ---- */
 
 static void
@@ -876,6 +902,14 @@ static const struct key_def outbound_keys[] = {
 	  .nullable = true },
 	{ .key = "outbound.dns_servers", .kind = KEY_LIST,
 	  .set_list = set_dns_servers, .expected = EXPECT_LIST },
+	INT_KEY("outbound.max_connections", outbound.max_connections, 1, 100000),
+	INT_KEY("outbound.max_per_destination", outbound.max_per_destination, 1, 100000),
+	INT_KEY("outbound.max_messages_per_connection", outbound.max_messages_per_connection,
+	    1, 1000000),
+	INT_KEY("outbound.connection_idle_seconds", outbound.connection_idle_seconds, 0, 300),
+	INT_KEY("outbound.retry_base", outbound.retry_base, 1, 86400),
+	INT_KEY("outbound.retry_max", outbound.retry_max, 1, 2592000),
+	INT_KEY("outbound.max_queue_lifetime", outbound.max_queue_lifetime, 1, 31536000),
 	{ .key = NULL },
 };
 
@@ -933,6 +967,7 @@ static const struct key_def intrusion_prevention_keys[] = {
 	INT_KEY("intrusion_prevention.ipv6_prefix", intrusion_prevention.ipv6_prefix, 32, 128),
 	INT_KEY("intrusion_prevention.maxretry_authenticated",
 	    intrusion_prevention.maxretry_authenticated, 1, 100000),
+	BOOL_KEY("intrusion_prevention.drop_before_accept", intrusion_prevention.drop_before_accept),
 	{ .key = "intrusion_prevention.ignoreip", .kind = KEY_LIST, .set_list = set_ignoreip,
 	  .expected = EXPECT_LIST },
 	{ .key = NULL },
@@ -952,9 +987,60 @@ static const struct key_def http_keys[] = {
 	{ .key = NULL },
 };
 
+#define DETECTOR_KEYS(name, f, tmax) \
+	BOOL_KEY("queue_monitor.detectors." name ".enabled", f.enabled), \
+	INT_KEY("queue_monitor.detectors." name ".threshold", f.threshold, 1, (tmax)), \
+	INT_KEY("queue_monitor.detectors." name ".window_seconds", f.window_seconds, 1, 86400)
+
+static const struct key_def detector_rate_limit_keys[] = {
+	BOOL_KEY("queue_monitor.detectors.rate_limit.enabled",
+	    queue_monitor.detectors.rate_limit.enabled),
+	{ .key = NULL },
+};
+
+static const struct key_def detector_distinct_domains_keys[] = {
+	DETECTOR_KEYS("distinct_domains", queue_monitor.detectors.distinct_domains, 100000),
+	{ .key = NULL },
+};
+
+static const struct key_def detector_deferral_ratio_keys[] = {
+	DETECTOR_KEYS("deferral_ratio", queue_monitor.detectors.deferral_ratio, 100),
+	INT_KEY("queue_monitor.detectors.deferral_ratio.min_samples",
+	    queue_monitor.detectors.deferral_ratio.min_samples, 1, 1000000),
+	{ .key = NULL },
+};
+
+static const struct key_def detector_from_mismatch_keys[] = {
+	DETECTOR_KEYS("from_mismatch", queue_monitor.detectors.from_mismatch, 100000),
+	{ .key = NULL },
+};
+
+static const struct key_def detector_same_subject_keys[] = {
+	DETECTOR_KEYS("same_subject", queue_monitor.detectors.same_subject, 1000000),
+	{ .key = NULL },
+};
+
+static const struct key_def detectors_keys[] = {
+	SECTION_KEY("queue_monitor.detectors.rate_limit", detector_rate_limit_keys),
+	SECTION_KEY("queue_monitor.detectors.distinct_domains", detector_distinct_domains_keys),
+	SECTION_KEY("queue_monitor.detectors.deferral_ratio", detector_deferral_ratio_keys),
+	SECTION_KEY("queue_monitor.detectors.from_mismatch", detector_from_mismatch_keys),
+	SECTION_KEY("queue_monitor.detectors.same_subject", detector_same_subject_keys),
+	{ .key = NULL },
+};
+
 static const struct key_def queue_monitor_keys[] = {
 	INT_KEY("queue_monitor.interval_seconds", queue_monitor.interval_seconds, 1, 86400),
 	INT_KEY("queue_monitor.alert_threshold", queue_monitor.alert_threshold, 1, 1000000),
+	{ .key = "queue_monitor.alert_command", .kind = KEY_SCALAR, .set = set_command,
+	  .expected = EXPECT_STRING, .offset = CFG_OFF(queue_monitor.alert_command),
+	  .nullable = true },
+	INT_KEY("queue_monitor.alert_command_timeout", queue_monitor.alert_command_timeout, 1, 3600),
+	INT_KEY("queue_monitor.alert_repeat_seconds", queue_monitor.alert_repeat_seconds, 1, 604800),
+	BOOL_KEY("queue_monitor.containment", queue_monitor.containment),
+	INT_KEY("queue_monitor.messages_per_hour", queue_monitor.messages_per_hour, 1, 10000000),
+	INT_KEY("queue_monitor.recipients_per_hour", queue_monitor.recipients_per_hour, 1, 10000000),
+	SECTION_KEY("queue_monitor.detectors", detectors_keys),
 	{ .key = NULL },
 };
 
@@ -1260,14 +1346,35 @@ default_numbers_set(struct config *cfg)
 		.bantime_max = 604800,
 		.ipv6_prefix = 64,
 		.maxretry_authenticated = 20,
+		.drop_before_accept = true,
 	};
 	cfg->accounts = (struct config_accounts){
 		.confirmation_ttl_hours = 24,
 		.known_ip_days = 30,
 	};
+	cfg->outbound.max_connections = 100;
+	cfg->outbound.max_per_destination = 20;
+	cfg->outbound.max_messages_per_connection = 100;
+	cfg->outbound.connection_idle_seconds = 5;
+	cfg->outbound.retry_base = 300;
+	cfg->outbound.retry_max = 14400;
+	cfg->outbound.max_queue_lifetime = 432000;
 	cfg->queue_monitor = (struct config_queue_monitor){
 		.interval_seconds = 30,
 		.alert_threshold = 5,
+		.alert_command_timeout = 10,
+		.alert_repeat_seconds = 3600,
+		.containment = true,
+		.messages_per_hour = 100,
+		.recipients_per_hour = 500,
+		.detectors = {
+			.rate_limit = { .enabled = true },
+			.distinct_domains = { .enabled = true, .threshold = 30, .window_seconds = 600 },
+			.deferral_ratio = { .enabled = true, .threshold = 60, .window_seconds = 3600,
+			    .min_samples = 20 },
+			.from_mismatch = { .enabled = true, .threshold = 3, .window_seconds = 3600 },
+			.same_subject = { .enabled = true, .threshold = 100, .window_seconds = 600 },
+		},
 	};
 }
 
@@ -1433,6 +1540,7 @@ config_free(struct config **cfgp)
 	free(cfg->http.metrics_allow);
 	free(cfg->outbound.smarthost);
 	strings_free(cfg->outbound.dns_servers, cfg->outbound.ndns_servers);
+	free(cfg->queue_monitor.alert_command);
 	free(cfg);
 	*cfgp = NULL;
 }

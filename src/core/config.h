@@ -47,6 +47,7 @@ struct config_intrusion_prevention {
 	int bantime_max;            /* 604800 s: the cap of that doubling */
 	int ipv6_prefix;            /* 64: IPv6 clients are banned by this prefix */
 	int maxretry_authenticated; /* 20: threshold for an IP that logged in recently (NAT) */
+	bool drop_before_accept;    /* true: a BPF filter on the listeners drops banned SYNs */
 	struct cidr *ignoreip;      /* never banned; defaults to mynetworks */
 	size_t nignoreip;
 };
@@ -63,9 +64,30 @@ struct config_http {
 	size_t nmetrics_allow;
 };
 
+/* One named detector of the queue monitor (docs/containment.md). */
+struct config_detector {
+	bool enabled;
+	int threshold;        /* what "too many" is; its unit depends on the detector */
+	int window_seconds;   /* the sliding window it is counted over */
+	int min_samples;      /* deferral_ratio: results needed before a ratio means anything */
+};
+
 struct config_queue_monitor {
 	int interval_seconds; /* 30 */
-	int alert_threshold;  /* 5 */
+	int alert_threshold;  /* 5: messages in the queue above which an alert is raised */
+	char *alert_command;  /* NULL: none; "/abs/path arg ..." split on spaces, no shell */
+	int alert_command_timeout;  /* 10 s, then the command is killed */
+	int alert_repeat_seconds;   /* 3600: a queue alert that persists is repeated this often */
+	bool containment;           /* true: a detector that fires holds and suspends */
+	int messages_per_hour;      /* 100 per account (authenticated submission) */
+	int recipients_per_hour;    /* 500 remote recipients per account */
+	struct {
+		struct config_detector rate_limit;        /* over messages/recipients_per_hour */
+		struct config_detector distinct_domains;  /* recipient domains in the window */
+		struct config_detector deferral_ratio;    /* % of deferred+bounced results */
+		struct config_detector from_mismatch;     /* From: not the authenticated identity */
+		struct config_detector same_subject;      /* recipients of one subject in the window */
+	} detectors;
 };
 
 /* smtp: limits of the SMTP server, each with its RFC 5321 reply. */
@@ -111,10 +133,17 @@ struct config {
 	struct cidr *mynetworks;
 	size_t nmynetworks;
 	bool allow_nonlocal_mynetworks;  /* false */
-	struct {
+	struct config_outbound {
 		char *smarthost;             /* HOST:PORT or NULL */
 		char **dns_servers;
 		size_t ndns_servers;
+		int max_connections;         /* 100: outbound SMTP connections in total */
+		int max_per_destination;     /* 20: to one destination (domain or smarthost) */
+		int max_messages_per_connection;  /* 100: then QUIT and a new connection */
+		int connection_idle_seconds; /* 5: an idle connection waits this long for reuse; 0: none */
+		int retry_base;              /* 300 s: the first retry after a deferral */
+		int retry_max;               /* 14400 s: the doubling stops here */
+		int max_queue_lifetime;      /* 432000 s (5 days): then a 4.4.7 bounce */
 	} outbound;
 	struct config_security_policy security_policy;
 	struct config_intrusion_prevention intrusion_prevention;

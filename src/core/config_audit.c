@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -180,6 +181,46 @@ audit_intrusion_prevention(struct audit *a,
 		    " 3600: bans end sooner", ip->bantime);
 }
 
+/* The outbound containment (docs/containment.md): a control turned off is said. */
+static void
+audit_queue_monitor(struct audit *a, const struct config_queue_monitor *qm)
+{
+	static const struct {
+		const char *key;
+		size_t offset;
+		const char *what;
+	} detectors[] = {
+		{ "queue_monitor.detectors.rate_limit.enabled",
+		  offsetof(struct config_queue_monitor, detectors.rate_limit),
+		  "an account over its hourly limit is refused but not contained" },
+		{ "queue_monitor.detectors.distinct_domains.enabled",
+		  offsetof(struct config_queue_monitor, detectors.distinct_domains),
+		  "mail to many recipient domains is not noticed" },
+		{ "queue_monitor.detectors.deferral_ratio.enabled",
+		  offsetof(struct config_queue_monitor, detectors.deferral_ratio),
+		  "an account whose mail is mostly refused is not noticed" },
+		{ "queue_monitor.detectors.from_mismatch.enabled",
+		  offsetof(struct config_queue_monitor, detectors.from_mismatch),
+		  "a From: that is not the sender's own is not noticed" },
+		{ "queue_monitor.detectors.same_subject.enabled",
+		  offsetof(struct config_queue_monitor, detectors.same_subject),
+		  "a burst of one subject to many recipients is not noticed" },
+	};
+
+	if (!qm->containment)
+		audit_report(a, CONFIG_AUDIT_WARNING, "queue_monitor.containment",
+		    "queue_monitor.containment: false: a detector only alerts; a"
+		    " compromised account keeps sending until someone acts (the incident)");
+	for (size_t i = 0; i < sizeof(detectors) / sizeof(detectors[0]); i++) {
+		const struct config_detector *d = (const struct config_detector *)
+		    ((const char *)qm + detectors[i].offset);
+
+		if (!d->enabled)
+			audit_report(a, CONFIG_AUDIT_WARNING, detectors[i].key,
+			    "%s: false: %s", detectors[i].key, detectors[i].what);
+	}
+}
+
 int
 config_audit(const struct config *cfg, config_audit_cb *cb, void *ctx)
 {
@@ -191,5 +232,6 @@ config_audit(const struct config *cfg, config_audit_cb *cb, void *ctx)
 	audit_mynetworks(&a, cfg);
 	audit_security_policy(&a, &cfg->security_policy);
 	audit_intrusion_prevention(&a, &cfg->intrusion_prevention);
+	audit_queue_monitor(&a, &cfg->queue_monitor);
 	return a.errors;
 }

@@ -8,8 +8,11 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,6 +23,11 @@ struct pool_job {
 	struct pool_job *next;
 	pool_fn *work, *done;
 	void *arg;
+	/* pool_submit_fair: the key, and the loop thread's list of such jobs in flight */
+	uint8_t key[POOL_KEY_MAX];
+	size_t keylen;            /* 0: not a fair job */
+	bool behind;              /* queued behind the other keys' jobs */
+	struct pool_job *fair_prev, *fair_next;
 };
 
 struct pool_list {
@@ -27,13 +35,16 @@ struct pool_list {
 };
 
 struct pool {
-	pthread_mutex_t lock;        /* todo list and stopping */
+	pthread_mutex_t lock;        /* todo lists and stopping */
 	pthread_mutex_t done_lock;   /* finished list: the loop takes only this one */
 	pthread_cond_t cond;
 	int nice;                    /* workers' scheduling niceness */
 	struct pool_list todo, finished;
+	struct pool_list behind;     /* taken only when todo is empty */
 	bool stopping;
 	size_t pending;          /* loop thread only */
+	size_t pending_behind;   /* loop thread only */
+	struct pool_job *fair;   /* loop thread only: fair jobs in flight */
 	int nthreads;
 	pthread_t *threads;
 	int wake[2];             /* workers write a byte; the loop reads */
@@ -65,13 +76,21 @@ pool_worker(void *arg)
 {
 	struct pool *pool = arg;
 
-	/* Linux: niceness is per thread; CPU-heavy pools yield to the loop. */
-	if (pool->nice != 0)
+	/* Linux: niceness and policy are per thread; CPU-heavy pools yield to the loop. */
+	if (pool->nice == POOL_IDLE) {
+		struct sched_param sp = { .sched_priority = 0 };
+
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+		if (sched_setscheduler(0, SCHED_IDLE, &sp) == -1)
+			log_warn("event=pool.sched_idle_failed (the workers run at nice 19)");
+	} else if (pool->nice != 0) {
 		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), pool->nice);
+	}
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		struct pool_job *job = pool->todo.head;
+		struct pool_list *from = pool->todo.head != NULL ? &pool->todo : &pool->behind;
+		struct pool_job *job = from->head;
 		bool was_empty;
 
 		if (job == NULL) {
@@ -80,9 +99,9 @@ pool_worker(void *arg)
 			pthread_cond_wait(&pool->cond, &pool->lock);
 			continue;
 		}
-		pool->todo.head = job->next;
-		if (pool->todo.head == NULL)
-			pool->todo.tail = NULL;
+		from->head = job->next;
+		if (from->head == NULL)
+			from->tail = NULL;
 		pthread_mutex_unlock(&pool->lock);
 
 		job->work(job->arg);
@@ -115,6 +134,16 @@ pool_run_finished(struct pool *pool)
 	for (; job != NULL; job = next) {
 		next = job->next;
 		pool->pending--;
+		if (job->behind)
+			pool->pending_behind--;
+		if (job->keylen > 0) {
+			if (job->fair_prev != NULL)
+				job->fair_prev->fair_next = job->fair_next;
+			else
+				pool->fair = job->fair_next;
+			if (job->fair_next != NULL)
+				job->fair_next->fair_prev = job->fair_prev;
+		}
 		if (job->done != NULL)
 			job->done(job->arg);
 		free(job);
@@ -159,28 +188,75 @@ fail:
 	return NULL;
 }
 
-int
-pool_submit(struct pool *pool, pool_fn *work, pool_fn *done, void *arg)
+static int
+pool_enqueue(struct pool *pool, const void *key, size_t keylen, pool_fn *work, pool_fn *done,
+    void *arg)
 {
-	struct pool_job *job = malloc(sizeof(*job));
+	struct pool_job *job = calloc(1, sizeof(*job));
 
 	if (job == NULL)
 		return -1;
 	job->work = work;
 	job->done = done;
 	job->arg = arg;
+	if (keylen > 0) {
+		memcpy(job->key, key, keylen);
+		job->keylen = keylen;
+		job->behind = pool_inflight_key(pool, key, keylen) > 0;
+		job->fair_next = pool->fair;
+		if (pool->fair != NULL)
+			pool->fair->fair_prev = job;
+		pool->fair = job;
+	}
 	pthread_mutex_lock(&pool->lock);
-	pool_list_push(&pool->todo, job);
+	pool_list_push(job->behind ? &pool->behind : &pool->todo, job);
 	pthread_cond_signal(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
 	pool->pending++;
+	if (job->behind)
+		pool->pending_behind++;
 	return 0;
+}
+
+int
+pool_submit(struct pool *pool, pool_fn *work, pool_fn *done, void *arg)
+{
+	return pool_enqueue(pool, NULL, 0, work, done, arg);
+}
+
+int
+pool_submit_fair(struct pool *pool, const void *key, size_t keylen, pool_fn *work,
+    pool_fn *done, void *arg)
+{
+	if (keylen == 0 || keylen > POOL_KEY_MAX)
+		keylen = keylen == 0 ? 1 : POOL_KEY_MAX;   /* never unkeyed: still fair */
+	return pool_enqueue(pool, key, keylen, work, done, arg);
+}
+
+size_t
+pool_inflight_key(const struct pool *pool, const void *key, size_t keylen)
+{
+	size_t n = 0;
+
+	if (keylen > POOL_KEY_MAX)
+		keylen = POOL_KEY_MAX;
+	/* bounded by the callers' backlog limits: a scan is cheaper than a table */
+	for (const struct pool_job *j = pool->fair; j != NULL; j = j->fair_next)
+		if (j->keylen == keylen && memcmp(j->key, key, keylen) == 0)
+			n++;
+	return n;
 }
 
 size_t
 pool_pending(const struct pool *pool)
 {
 	return pool->pending;
+}
+
+size_t
+pool_pending_behind(const struct pool *pool)
+{
+	return pool->pending_behind;
 }
 
 void

@@ -453,6 +453,20 @@ directory_user_set_flag(struct directory *dir, const char *address,
 }
 
 int
+directory_user_set_limits(struct directory *dir, const char *address, int messages,
+    int recipients, char **error_r)
+{
+	char b[DIRECTORY_SHOW_MAX];
+
+	if (user_changed(dir, dir->be->user_set_limits(dir->store, address,
+	    messages < 0 ? -1 : messages, recipients < 0 ? -1 : recipients), address, error_r) != 0)
+		return -1;
+	log_info("event=user_limits account=%s messages_per_hour=%d recipients_per_hour=%d",
+	    DIRECTORY_LOGSAFE(b, address), messages, recipients);
+	return 0;
+}
+
+int
 directory_user_unlock(struct directory *dir, const char *address, char **error_r)
 {
 	char b[DIRECTORY_SHOW_MAX];

@@ -25,6 +25,8 @@ struct directory_user {
 	int64_t locked_until; /* unix time, 0 = not locked */
 	int failed_logins;
 	int64_t created;      /* unix time */
+	int messages_per_hour;   /* outbound rate limits; -1: queue_monitor's default */
+	int recipients_per_hour;
 };
 
 /* A list of malloc'd strings. */
@@ -70,6 +72,12 @@ int directory_user_set_password(struct directory *dir, const struct config *cfg,
 /* flag: "confirmed", "suspended"; value true/false. */
 int directory_user_set_flag(struct directory *dir, const char *address,
     const char *flag, bool value, char **error_r);
+/*
+ * Per-account outbound rate limits (messages and remote recipients an hour
+ * on authenticated submission); -1 puts one back to queue_monitor's default.
+ */
+int directory_user_set_limits(struct directory *dir, const char *address, int messages,
+    int recipients, char **error_r);
 /* Clear the failed-login count and any lock. */
 int directory_user_unlock(struct directory *dir, const char *address, char **error_r);
 /* Fetch one account: 1 found, 0 none, -1 error. Free with directory_user_clear. */

@@ -44,6 +44,8 @@ struct directory_backend {
 	int (*user_set_flag)(void *store, const char *address,
 	    enum directory_flag flag, bool value);
 	int (*user_unlock)(void *store, const char *address);
+	/* Outbound rate limits of one account; -1: the config's default (NULL). */
+	int (*user_set_limits)(void *store, const char *address, int messages, int recipients);
 	/* All accounts ordered by address. 0 ok. */
 	int (*user_list)(void *store, struct directory_user **users_r, size_t *n_r);
 

@@ -102,6 +102,14 @@ static const struct migration migrations[] = {
 		    " value BLOB NOT NULL"
 		    ");",
 	},
+	{
+		.version = 3,
+		.what = "per-account outbound rate limits",
+		/* NULL: the account follows queue_monitor.*_per_hour. */
+		.sql =
+		    "ALTER TABLE users ADD COLUMN messages_per_hour INTEGER;"
+		    "ALTER TABLE users ADD COLUMN recipients_per_hour INTEGER;",
+	},
 };
 
 /* Every statement, prepared once at open. */
@@ -114,6 +122,7 @@ enum stmt_id {
 	ST_USER_SET_HASH,
 	ST_USER_SET_CONFIRMED,
 	ST_USER_SET_SUSPENDED,
+	ST_USER_SET_LIMITS,
 	ST_USER_UNLOCK,
 	ST_USER_LIST,
 	ST_ALIAS_INSERT,
@@ -146,7 +155,8 @@ enum stmt_id {
 };
 
 #define USER_COLUMNS \
-	"address, contact, confirmed, suspended, locked_until, failed_logins, created, password_hash"
+	"address, contact, confirmed, suspended, locked_until, failed_logins, created, password_hash," \
+	" messages_per_hour, recipients_per_hour"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_VERSION_GET] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
@@ -159,6 +169,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_USER_SET_HASH] = "UPDATE users SET password_hash = ?2 WHERE address = ?1",
 	[ST_USER_SET_CONFIRMED] = "UPDATE users SET confirmed = ?2 WHERE address = ?1",
 	[ST_USER_SET_SUSPENDED] = "UPDATE users SET suspended = ?2 WHERE address = ?1",
+	[ST_USER_SET_LIMITS] = "UPDATE users SET messages_per_hour = ?2, recipients_per_hour = ?3"
+	    " WHERE address = ?1",
 	[ST_USER_UNLOCK] = "UPDATE users SET failed_logins = 0, locked_until = 0 WHERE address = ?1",
 	[ST_USER_LIST] = "SELECT " USER_COLUMNS " FROM users ORDER BY address",
 	[ST_ALIAS_INSERT] = "INSERT OR IGNORE INTO aliases (source, target) VALUES (?1, ?2)",
@@ -290,6 +302,10 @@ row_to_user(sqlite3_stmt *st, struct directory_user *user_r, char **hash_r)
 	user_r->locked_until = sqlite3_column_int64(st, 4);
 	user_r->failed_logins = sqlite3_column_int(st, 5);
 	user_r->created = sqlite3_column_int64(st, 6);
+	user_r->messages_per_hour = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 :
+	    sqlite3_column_int(st, 8);
+	user_r->recipients_per_hour = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 :
+	    sqlite3_column_int(st, 9);
 	if (hash_r != NULL && (*hash_r = column_strdup(st, 7)) == NULL)
 		goto fail;
 	return 0;
@@ -631,6 +647,24 @@ sqlite_user_set_flag(void *store, const char *address, enum directory_flag flag,
 	bind_text(st, 1, address);
 	sqlite3_bind_int(st, 2, value ? 1 : 0);
 	return stmt_change(s, st, "user flag");
+}
+
+static int
+sqlite_user_set_limits(void *store, const char *address, int messages, int recipients)
+{
+	struct sqlite_store *s = store;
+	sqlite3_stmt *st = stmt_get(s, ST_USER_SET_LIMITS);
+
+	bind_text(st, 1, address);
+	if (messages < 0)
+		sqlite3_bind_null(st, 2);
+	else
+		sqlite3_bind_int(st, 2, messages);
+	if (recipients < 0)
+		sqlite3_bind_null(st, 3);
+	else
+		sqlite3_bind_int(st, 3, recipients);
+	return stmt_change(s, st, "user limits");
 }
 
 static int
@@ -1124,6 +1158,7 @@ const struct directory_backend directory_backend_sqlite = {
 	.user_set_hash = sqlite_user_set_hash,
 	.user_set_flag = sqlite_user_set_flag,
 	.user_unlock = sqlite_user_unlock,
+	.user_set_limits = sqlite_user_set_limits,
 	.user_list = sqlite_user_list,
 	.alias_insert = sqlite_alias_insert,
 	.alias_delete = sqlite_alias_delete,

@@ -95,6 +95,39 @@ struct guard_ban_stats {
 };
 void guard_ban_stats(const struct guard *guard, time_t now, struct guard_ban_stats *st_r);
 
+/* ---- the kernel ban filter: banned networks dropped before accept() ---- */
+
+/*
+ * Register the listening socket fd with the ban filter: a classic BPF socket
+ * filter compiled from the bans in force is attached to it now and again
+ * whenever they change (guard_filter_sync), so the kernel drops SYNs from
+ * banned networks and they never reach accept(): the client's connect times
+ * out, as behind fail2ban's DROP. Every listener (SMTP, IMAP, ...) calls
+ * this once after listen(), and guard_filter_detach() before closing fd.
+ * Bans the program cannot hold (BPF_MAXINSNS) and bans made since the last
+ * sync are still refused at accept by guard_is_banned(). 0 ok (also when
+ * there is nothing to attach yet), -1 the kernel refused (logged once; the
+ * listener works on, bans apply at accept).
+ */
+int guard_filter_attach(struct guard *guard, int fd);
+/* Forget fd (before it is closed: a reused descriptor must not be filtered). */
+void guard_filter_detach(struct guard *guard, int fd);
+/*
+ * If the bans in force changed since the last call, compile the program
+ * again and re-attach it to every registered listener. From the periodic
+ * tick (once a second), after guard_bans_reload and guard_bans_expire.
+ */
+void guard_filter_sync(struct guard *guard, time_t now);
+
+struct guard_filter_stats {
+	size_t networks;      /* bans compiled into the program */
+	size_t bans;          /* bans in force when it was compiled */
+	size_t instructions;  /* its length (0: no program attached) */
+	size_t listeners;     /* registered listening sockets */
+	size_t attached;      /* ... that hold the current program */
+};
+void guard_filter_stats(const struct guard *guard, struct guard_filter_stats *st_r);
+
 /*
  * Network key text of sa for bans: "a.b.c.d/32" or "x:y::/64" (prefix per
  * ipv6_prefix). Also used by bulwarkctl ban add to normalise its argument.

@@ -28,15 +28,6 @@
 /* A table full of bans in force retries its purge at most this often. */
 #define GUARD_BANS_PURGE_INTERVAL 60
 
-/*
- * A network: 16 bytes with host bits zero, IPv4 as ::ffff:a.b.c.d, and a
- * prefix over all 128 bits (an IPv4 /32 is 128, an IPv4 /24 is 120).
- */
-struct guard_net {
-	uint8_t addr[16];
-	uint8_t prefix;
-};
-
 /* IPv4 networks and IPv6 networks are looked up separately (see cidr.c). */
 enum guard_family { GUARD_V4 = 0, GUARD_V6 = 1 };
 
@@ -88,6 +79,7 @@ struct guard_ban_state {
 	uint32_t lru_head, lru_tail;
 
 	unsigned long n_bans, n_unbans, n_refused;
+	uint64_t generation;            /* bumped when the bans in force may change */
 	const char *last_decision;
 };
 
@@ -302,6 +294,7 @@ guard_ban_settle(struct guard_ban_state *st, struct guard_ban_entry *e, time_t n
 		return;
 	e->active = false;
 	st->n_unbans++;
+	st->generation++;
 	guard_net_text(&e->net, net, sizeof(net));
 	log_info("event=guard.unban network=%s reason=expired", net);
 }
@@ -481,6 +474,7 @@ guard_ban_impose(struct guard_ban_state *st, const struct guard_net *net, const 
 	e->active = true;
 	snprintf(e->reason, sizeof(e->reason), "%s", reason);
 	st->n_bans++;
+	st->generation++;
 	guard_ban_time_text(e->expires, expires, sizeof(expires));
 	/* level: the earlier bans of this network, the doubling exponent */
 	log_info("event=guard.ban network=%s reason=%s evidence=%d level=%d duration=%lld"
@@ -508,6 +502,7 @@ guard_ban_sync(struct guard_ban_state *st, time_t now, bool reload)
 
 	if (st->dir == NULL)
 		return 0;
+	st->generation++;   /* rows may have come, gone or moved their expiry */
 	for (size_t i = 0; i < st->bans_cap; i++)
 		if (st->bans[i].live && st->bans[i].unsaved)
 			guard_ban_save(st, &st->bans[i]);
@@ -859,6 +854,7 @@ guard_bans_start(struct guard *guard, const struct config *cfg, struct directory
 		st->strikes_max = GUARD_STRIKE_NETWORKS_MIN;
 	st->lru_head = st->lru_tail = GUARD_NONE;
 	st->last_decision = "none";
+	st->generation = 1;
 	if (guard_ban_sync(st, now, false) == -1) {
 		guard_ban_state_free(&st);
 		return -1;
@@ -1068,4 +1064,74 @@ guard_ban_strikes(const struct guard *guard, const struct sockaddr *sa, time_t n
 		return -1;
 	idx = st->index[guard_strike_pos(st, &key, guard_net_hash(st, &key))];
 	return idx == GUARD_NONE ? -1 : guard_strike_count(st, &st->strikes[idx], now);
+}
+
+/* Newest ban first; then the one that lasts longer; then by network, for a stable order. */
+struct guard_ban_rank {
+	struct guard_net net;
+	int64_t created, expires;
+};
+
+static int
+guard_ban_rank_cmp(const void *a, const void *b)
+{
+	const struct guard_ban_rank *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created > y->created ? -1 : 1;
+	if (x->expires != y->expires)
+		return x->expires > y->expires ? -1 : 1;
+	if (x->net.prefix != y->net.prefix)
+		return x->net.prefix < y->net.prefix ? -1 : 1;
+	return memcmp(x->net.addr, y->net.addr, 16);
+}
+
+ssize_t
+guard_ban_active_nets(const struct guard *guard, time_t now, struct guard_net **nets_r)
+{
+	const struct guard_ban_state *st = guard->ban;
+	struct guard_ban_rank *rank;
+	struct guard_net *nets;
+	size_t n = 0;
+
+	*nets_r = NULL;
+	if (st == NULL)
+		return 0;
+	for (size_t i = 0; i < st->bans_cap; i++)
+		if (st->bans[i].live && st->bans[i].expires > now)
+			n++;
+	if (n == 0)
+		return 0;
+	if ((rank = calloc(n, sizeof(*rank))) == NULL)
+		return -1;
+	n = 0;
+	for (size_t i = 0; i < st->bans_cap; i++) {
+		const struct guard_ban_entry *e = &st->bans[i];
+
+		if (e->live && e->expires > now)
+			rank[n++] = (struct guard_ban_rank){ .net = e->net, .created = e->created,
+			    .expires = e->expires };
+	}
+	qsort(rank, n, sizeof(*rank), guard_ban_rank_cmp);
+	if ((nets = calloc(n, sizeof(*nets))) == NULL) {
+		free(rank);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		nets[i] = rank[i].net;
+	free(rank);
+	*nets_r = nets;
+	return (ssize_t)n;
+}
+
+uint64_t
+guard_ban_generation(const struct guard *guard)
+{
+	return guard->ban != NULL ? guard->ban->generation : 0;
+}
+
+bool
+guard_ban_filter_wanted(const struct guard *guard)
+{
+	return guard->ban != NULL && guard->ban->cfg->intrusion_prevention.drop_before_accept;
 }

@@ -100,6 +100,7 @@ guard_free(struct guard **guardp)
 	if (*guardp == NULL)
 		return;
 	guard_ban_state_free(&(*guardp)->ban);
+	guard_filter_state_free(&(*guardp)->filter);
 	free((*guardp)->slots);
 	free(*guardp);
 	*guardp = NULL;

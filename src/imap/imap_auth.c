@@ -10,6 +10,7 @@
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -229,15 +230,50 @@ imap_auth_done(void *arg)
 	imap_session_resume(s);
 }
 
+/*
+ * The fairness key of a client: its IPv4 address, or its IPv6 /64 (what one
+ * subscriber holds, as for bans and SMTP AUTH). Returns its length.
+ */
+static size_t
+imap_auth_key(const struct imap_session *s, uint8_t key[POOL_KEY_MAX])
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (sa->sa_family == AF_INET) {
+		memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 4;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+
+		if (memcmp(a, v4mapped, 12) == 0) {
+			memcpy(key, a + 12, 4);
+			return 4;
+		}
+		memcpy(key, a, 8);
+		return 8;
+	}
+	key[0] = 0;
+	return 1;
+}
+
 static void
 imap_auth_submit(struct imap_session *s, const char *tag, const char *mech, const char *user,
     size_t userlen, const char *password, size_t passlen)
 {
+	struct pool *pool = s->srv->deps.auth_pool;
 	struct imap_auth_job *job;
+	uint8_t key[POOL_KEY_MAX];
+	size_t keylen = imap_auth_key(s, key), queue;
+	bool behind = pool_inflight_key(pool, key, keylen) > 0;
 
-	if (pool_pending(s->srv->deps.auth_pool) >= IMAP_AUTH_BACKLOG_MAX) {
-		log_warnx("event=auth.busy session=%s client=%s backlog=%zu", s->id, s->ip,
-		    pool_pending(s->srv->deps.auth_pool));
+	/* As SMTP AUTH: checks of a network that has one in flight already wait
+	 * behind the others' (pool_submit_fair); each of the two queues is bounded. */
+	queue = behind ? pool_pending_behind(pool) : pool_pending(pool) - pool_pending_behind(pool);
+	if (queue >= IMAP_AUTH_BACKLOG_MAX) {
+		log_warnx("event=auth.busy session=%s client=%s protocol=imap backlog=%zu queue=%s",
+		    s->id, s->ip, pool_pending(pool), behind ? "behind" : "first");
 		imap_session_tagged(s, tag, "NO [UNAVAILABLE] Temporary authentication failure, try later");
 		return;
 	}
@@ -254,7 +290,7 @@ imap_auth_submit(struct imap_session *s, const char *tag, const char *mech, cons
 	snprintf(job->ip, sizeof(job->ip), "%s", s->ip);
 	s->input = IMAP_INPUT_WAIT;
 	s->async_pending = true;
-	if (pool_submit(s->srv->deps.auth_pool, imap_auth_work, imap_auth_done, job) == -1) {
+	if (pool_submit_fair(pool, key, keylen, imap_auth_work, imap_auth_done, job) == -1) {
 		s->async_pending = false;
 		s->input = IMAP_INPUT_COMMAND;
 		sodium_memzero(job->password, sizeof(job->password));

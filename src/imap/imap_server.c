@@ -96,6 +96,8 @@ imap_server_bind(struct imap_server *srv, enum imap_listener_kind kind,
 		}
 		evconnlistener_set_error_cb(l->evl, imap_server_accept_error_cb);
 		srv->nlisteners++;
+		/* Banned networks' SYNs dropped by the kernel (a failure is logged; accept still checks). */
+		(void)guard_filter_attach(srv->deps.guard, evconnlistener_get_fd(l->evl));
 	}
 	return 0;
 }
@@ -152,6 +154,9 @@ imap_server_shutdown(struct imap_server *srv)
 
 	srv->shutting_down = true;
 	for (size_t i = 0; i < srv->nlisteners; i++) {
+		if (srv->listeners[i].evl == NULL)
+			continue;
+		guard_filter_detach(srv->deps.guard, evconnlistener_get_fd(srv->listeners[i].evl));
 		evconnlistener_free(srv->listeners[i].evl);
 		srv->listeners[i].evl = NULL;
 	}
@@ -180,9 +185,12 @@ imap_server_free(struct imap_server **srvp)
 
 		imap_session_free(&s);
 	}
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		if (srv->listeners[i].evl != NULL)
-			evconnlistener_free(srv->listeners[i].evl);
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		if (srv->listeners[i].evl == NULL)
+			continue;
+		guard_filter_detach(srv->deps.guard, evconnlistener_get_fd(srv->listeners[i].evl));
+		evconnlistener_free(srv->listeners[i].evl);
+	}
 	free(srv->listeners);
 	free(srv);
 }

@@ -668,6 +668,9 @@ static const struct {
 	  "Client networks banned now.", true },
 	{ "bulwark_connections_refused_total", "counter",
 	  "Connections refused at accept, by reason.", false },
+	{ "bulwark_ban_filter_networks", "gauge",
+	  "Banned networks whose SYNs the kernel drops before accept (not counted in"
+	  " bulwark_connections_refused_total).", true },
 	{ "bulwark_relay_denied_total", "counter",
 	  "Recipients refused because relaying was not allowed.", true },
 	{ "bulwark_messages_accepted_total", "counter",
@@ -682,6 +685,20 @@ static const struct {
 	  "IMAP sessions open now.", true },
 	{ "bulwark_lockdown", "gauge",
 	  "1 while the admin's emergency stop (bulwarkctl lockdown on) holds all outbound mail.", true },
+	{ "bulwark_queue_deferred", "gauge",
+	  "Messages in the queue waiting for a retry after a failed attempt.", true },
+	{ "bulwark_monitor_alerts_total", "counter",
+	  "Alerts raised by the queue monitor, by kind (queue, detector, containment).", false },
+	{ "bulwark_monitor_detections_total", "counter",
+	  "Suspicious sending found by the queue monitor, by detector.", false },
+	{ "bulwark_containments_total", "counter",
+	  "Accounts contained (mail held, sending suspended), by detector.", false },
+	{ "bulwark_accounts_contained", "gauge",
+	  "Accounts contained now and not resumed yet.", true },
+	{ "bulwark_rate_limited_total", "counter",
+	  "Recipients or messages refused with 451 4.7.1 by an account's hourly limit, by limit.", false },
+	{ "bulwark_alert_commands_total", "counter",
+	  "Runs of queue_monitor.alert_command, by result (ok, failed, timeout, skipped).", false },
 };
 
 void

@@ -79,6 +79,33 @@ bool queue_lockdown(const struct queue *q);
 /* Deliveries running on the pool right now. */
 size_t queue_busy(const struct queue *q);
 
+/*
+ * What the queue monitor hears from the scheduler (loop thread). Either
+ * callback may be NULL.
+ * - attempt: a remote delivery attempt of a message from sender ended with
+ *   so many recipients delivered, deferred and failed (bounced).
+ * - hold: should a message from sender that still has remote recipients be
+ *   held now (its account is contained)? Asked before each remote attempt
+ *   and after each deferral.
+ */
+struct queue_observer {
+	void (*attempt)(void *arg, const char *sender, unsigned flags, size_t delivered,
+	    size_t deferred, size_t failed);
+	bool (*hold)(void *arg, const char *sender);
+	void *arg;
+};
+void queue_set_observer(struct queue *q, const struct queue_observer *obs);
+/*
+ * Containment: hold every message of the schedule from one of the senders
+ * (case-insensitive) that is not being delivered right now; those in flight
+ * are held when their attempt ends, if the observer's hold still says so.
+ * Returns how many were held now.
+ */
+size_t queue_hold_senders(struct queue *q, const char *const *senders, size_t n,
+    const char *reason);
+/* Messages waiting for a retry after a failed attempt. */
+size_t queue_deferred_count(const struct queue *q);
+
 /* Make a fresh queue id (random, QUEUE_ID_LEN hex). */
 void queue_new_id(char id_r[QUEUE_ID_LEN + 1]);
 

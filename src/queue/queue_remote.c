@@ -6,8 +6,10 @@
  * until one takes the transaction. Results are per recipient: delivered,
  * failed for good (bounced, RFC 3464) or deferred (retried with backoff).
  * All network work is asynchronous on the loop; the state file and the
- * bounces are written on the worker pool.
- * XXX: no DKIM signing, connection reuse or per-destination concurrency yet.
+ * bounces are written on the worker pool. Connections come from the cache
+ * in queue_conn.c (limits in total and per destination, reuse with RSET).
+ * Retries: outbound.retry_base doubling up to outbound.retry_max; past
+ * outbound.max_queue_lifetime what is still deferred bounces (4.4.7).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -30,7 +32,6 @@
 
 #define REMOTE_MAX_HOSTS 16
 #define REMOTE_MAX_ADDRS 16
-#define REMOTE_LIFETIME (5 * 24 * 3600)   /* XXX: make it outbound.max_queue_lifetime */
 
 enum rcpt_outcome { R_PENDING = 0, R_DELIVERED, R_FAILED, R_DEFERRED };
 
@@ -59,12 +60,20 @@ struct queue_remote {
 	size_t naddrs, addri;
 	char peer[256];
 	struct dns_req *req;
-	struct smtp_client *client;
+	struct queue_conn *conn;          /* the slot of the current group, or NULL */
+	struct queue_conn_waiter waiter;  /* waiting for a slot (in q->conn_waiters) */
+	bool waiting;
+	bool plain_retry;                 /* this address again without STARTTLS */
+	bool lockdown;                    /* stopped by the lockdown: not an attempt */
+	char dest[256];                   /* the current group's destination */
 	char last_error[512];
+	time_t next_retry;                /* pool result: when to try again */
 	bool removed;                     /* pool result: the spool entry is gone */
 };
 
 static void remote_next_domain(struct queue_remote *r);
+static void remote_group_start(void *arg);
+static void remote_send(struct queue_remote *r);
 static void remote_next_host(struct queue_remote *r);
 static void remote_next_addr(struct queue_remote *r);
 
@@ -92,11 +101,22 @@ group_settle(struct queue_remote *r, enum rcpt_outcome o, const char *status, co
 	}
 }
 
+/* The TLS version and cipher of a connection, or "none". */
+static const char *
+tls_of(const struct smtp_client *client)
+{
+	const char *d = smtp_client_tls_desc(client);
+
+	return d[0] != '\0' ? d : "none";
+}
+
 static void
 remote_free(struct queue_remote *r)
 {
 	dns_cancel(&r->req);
-	smtp_client_free(&r->client);
+	if (r->waiting)
+		queue_conn_cancel(r->q, &r->waiter);
+	queue_conn_drop(&r->conn);
 	queue_envelope_clear(&r->env);
 	free(r->buf);
 	free(r->res);
@@ -125,7 +145,11 @@ remote_commit_work(void *arg)
 	struct queue *q = r->q;
 	struct queue_bounce_rcpt *failed = calloc(r->env.nrcpts, sizeof(*failed));
 	char path[PATH_MAX + 32], state[PATH_MAX + 48], name[QUEUE_ID_LEN + 8];
-	bool expired = time(NULL) - (time_t)r->env.ctime > REMOTE_LIFETIME;
+	const struct config_outbound *o = &q->cfg->outbound;
+	time_t now = time(NULL);
+	bool expired = now - (time_t)r->env.ctime > o->max_queue_lifetime;
+	int attempts = r->lockdown ? r->attempts : r->attempts + 1;
+	time_t delay = o->retry_base;
 	size_t nfailed = 0;
 	bool all_done = true;
 	char *sbuf = NULL;
@@ -170,12 +194,20 @@ remote_commit_work(void *arg)
 		log_info("event=queue.removed queue_id=%s", r->env.id);
 		return;
 	}
+	/* retry_base, doubling after each attempt, at most retry_max (Postfix-like). */
+	for (int i = 1; i < attempts && delay < o->retry_max; i++)
+		delay *= 2;
+	if (delay > o->retry_max)
+		delay = o->retry_max > o->retry_base ? o->retry_max : o->retry_base;
+	if (r->lockdown)
+		delay = 0;   /* the lockdown holds it; released, it goes at once */
+	r->next_retry = now + delay;
 	if ((f = open_memstream(&sbuf, &slen)) == NULL)
 		return;
 	for (size_t i = 0; i < r->env.nrcpts; i++)
 		if (r->env.rcpts[i].done)
 			fprintf(f, "done %zu\n", i);
-	fprintf(f, "attempts %d\nerror ", r->attempts + 1);
+	fprintf(f, "attempts %d\nnext %lld\nerror ", attempts, (long long)r->next_retry);
 	queue_value_encode(f, r->last_error);
 	fputc('\n', f);
 	if (fclose(f) == 0) {
@@ -196,22 +228,32 @@ remote_commit_done(void *arg)
 	struct queue_entry *e = r->e;
 
 	e->busy = false;
+	{
+		size_t n[R_DEFERRED + 1] = { 0 };
+
+		for (size_t i = 0; i < r->env.nrcpts; i++)
+			n[r->res[i].outcome]++;
+		if (queue_attempt_done(q, e, &r->env, r->removed, n[R_DELIVERED], n[R_DEFERRED],
+		    n[R_FAILED])) {
+			remote_free(r);   /* held (containment): out of the schedule */
+			queue_slot_freed(q);
+			return;
+		}
+	}
 	if (r->removed) {
 		queue_entry_drop(q, e);
 	} else {
-		/* 5 minutes, doubling, at most 4 hours (Postfix-like backoff). */
-		time_t delay = 300;
+		time_t now = time(NULL);
 
-		for (int i = 0; i < r->attempts && delay < 4 * 3600; i++)
-			delay *= 2;
-		if (delay > 4 * 3600)
-			delay = 4 * 3600;
-		e->attempts = r->attempts + 1;
-		e->retry_at = time(NULL) + delay;
+		if (r->next_retry == 0)   /* the state was not written: the first step */
+			r->next_retry = now + q->cfg->outbound.retry_base;
+		e->attempts = r->lockdown ? r->attempts : r->attempts + 1;
+		e->retry_at = r->next_retry > now ? r->next_retry : now;
 		log_info("event=queue.deferred queue_id=%s attempts=%d retry_in=%lld error=\"%s\"",
-		    e->id, e->attempts, (long long)delay, r->last_error);
+		    e->id, e->attempts, (long long)(e->retry_at - now), r->last_error);
 	}
 	remote_free(r);
+	queue_slot_freed(q);
 }
 
 static void
@@ -219,9 +261,12 @@ remote_finish(struct queue_remote *r)
 {
 	remote_unlist(r);
 	if (pool_submit(r->q->pool, remote_commit_work, remote_commit_done, r) == -1) {
+		struct queue *q = r->q;
+
 		r->e->busy = false;
-		r->e->retry_at = time(NULL) + 300;
+		r->e->retry_at = time(NULL) + q->cfg->outbound.retry_base;
 		remote_free(r);
+		queue_slot_freed(q);
 	}
 }
 
@@ -244,9 +289,10 @@ remote_sent_cb(void *arg, struct smtp_client *client, const struct smtp_client_r
 		snprintf(res->mta, sizeof(res->mta), "%s", r->peer);
 		snprintf(res->diag, sizeof(res->diag), "%d %s %.450s", rep->code, rep->enhanced, rep->text);
 		if (res->outcome == R_DELIVERED)
-			log_info("event=delivery.ok queue_id=%s to=%s relay=%s reply=\"%d %s\" tls=\"%s\"",
-			    r->env.id, r->env.rcpts[r->idx[i]].address, r->peer, rep->code, rep->enhanced,
-			    smtp_client_tls_verify(client));
+			log_info("event=delivery.ok queue_id=%s to=%s relay=%s reply=\"%d %s\" tls=\"%s\""
+			    " verify=\"%s\" conn_messages=%d", r->env.id, r->env.rcpts[r->idx[i]].address,
+			    r->peer, rep->code, rep->enhanced, tls_of(client),
+			    smtp_client_tls_verify(client), r->conn->messages + 1);
 		else
 			log_info("event=delivery.%s queue_id=%s to=%s relay=%s reply=\"%d %s\"",
 			    res->outcome == R_FAILED ? "failed" : "deferred", r->env.id,
@@ -256,8 +302,7 @@ remote_sent_cb(void *arg, struct smtp_client *client, const struct smtp_client_r
 			    rep->text);
 	}
 	(void)msg;
-	r->client = NULL;
-	smtp_client_quit(&client);
+	queue_conn_put(&r->conn);   /* kept for the next message, or QUIT */
 	r->gstart = r->gend;
 	remote_next_domain(r);
 }
@@ -266,6 +311,53 @@ static void
 remote_ready_cb(void *arg, struct smtp_client *client, const struct smtp_client_reply *reply)
 {
 	struct queue_remote *r = arg;
+
+	if (reply->status != SMTP_CLIENT_OK) {
+		bool tls_failed = strcmp(reply->enhanced, "4.7.5") == 0;
+
+		snprintf(r->last_error, sizeof(r->last_error), "%.200s: %d %.250s", r->peer, reply->code,
+		    reply->text);
+		smtp_client_free(&r->conn->client);   /* reply is the client's: not used after */
+		if (tls_failed && !r->plain_retry) {
+			/* Opportunistic TLS (RFC 7435): a failed handshake, try in plaintext. */
+			log_warnx("event=delivery.tls_failed queue_id=%s relay=%s reason=\"%s\" retry=plaintext",
+			    r->env.id, r->peer, r->last_error);
+			r->plain_retry = true;
+		} else {
+			r->plain_retry = false;
+			r->addri++;
+		}
+		remote_next_addr(r);
+		return;
+	}
+	(void)client;
+	snprintf(r->conn->peer, sizeof(r->conn->peer), "%s", r->peer);
+	log_info("event=delivery.connected queue_id=%s dest=%s relay=%s tls=\"%s\" verify=\"%s\"",
+	    r->env.id, r->conn->dest, r->peer, tls_of(r->conn->client),
+	    smtp_client_tls_verify(r->conn->client));
+	remote_send(r);
+}
+
+/* An idle connection answered RSET: it is alive, send; else a new slot. */
+static void
+remote_rset_cb(void *arg, struct smtp_client *client, const struct smtp_client_reply *reply)
+{
+	struct queue_remote *r = arg;
+
+	(void)client;
+	if (reply->status != SMTP_CLIENT_OK) {
+		log_info("event=delivery.reuse_failed queue_id=%s relay=%s reply=\"%d %s\"",
+		    r->env.id, r->conn->peer, reply->code, reply->enhanced);
+		queue_conn_drop(&r->conn);
+		remote_group_start(r);
+		return;
+	}
+	remote_send(r);
+}
+
+static void
+remote_send(struct queue_remote *r)
+{
 	struct smtp_client_message m = {
 		.sender = r->env.sender,
 		.rcpts = r->grcpts,
@@ -276,24 +368,15 @@ remote_ready_cb(void *arg, struct smtp_client *client, const struct smtp_client_
 		    ((r->env.flags & QUEUE_FLAG_SMTPUTF8) ? SMTP_CLIENT_MSG_SMTPUTF8 : 0),
 	};
 
-	if (reply->status != SMTP_CLIENT_OK) {
-		snprintf(r->last_error, sizeof(r->last_error), "%.200s: %d %.250s", r->peer, reply->code,
-		    reply->text);
-		r->client = NULL;
-		smtp_client_free(&client);
-		r->addri++;
-		remote_next_addr(r);
-		return;
-	}
 	for (size_t i = r->gstart; i < r->gend; i++)
 		r->grcpts[i - r->gstart] = r->env.rcpts[r->idx[i]].address;
-	if (smtp_client_send(client, &m, remote_sent_cb, r) == -1) {
+	if (smtp_client_send(r->conn->client, &m, remote_sent_cb, r) == -1) {
 		snprintf(r->last_error, sizeof(r->last_error), "%.200s: cannot send: %s", r->peer,
 		    strerror(errno));
-		r->client = NULL;
-		smtp_client_free(&client);
-		r->addri++;
-		remote_next_addr(r);
+		queue_conn_drop(&r->conn);
+		group_settle(r, R_DEFERRED, "4.4.2", r->last_error);
+		r->gstart = r->gend;
+		remote_next_domain(r);
 	}
 }
 
@@ -301,7 +384,7 @@ static void
 remote_next_addr(struct queue_remote *r)
 {
 	const struct config *cfg = r->q->cfg;
-	struct smtp_client_options opts = { .log_id = r->env.id };
+	struct smtp_client_options opts = { .log_id = r->env.id, .no_starttls = r->plain_retry };
 	struct sockaddr_storage *ss;
 	socklen_t sl;
 
@@ -312,12 +395,13 @@ remote_next_addr(struct queue_remote *r)
 	}
 	ss = &r->addrs[r->addri];
 	sl = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	r->client = smtp_client_connect(r->q->base, r->q->client_tls, (struct sockaddr *)ss, sl,
+	r->conn->client = smtp_client_connect(r->q->base, r->q->client_tls, (struct sockaddr *)ss, sl,
 	    r->peer, cfg->hostname, &opts, remote_ready_cb, r);
-	if (r->client == NULL) {
+	if (r->conn->client == NULL) {
 		snprintf(r->last_error, sizeof(r->last_error), "%.200s: connect: %s", r->peer,
 		    strerror(errno));
 		r->addri++;
+		r->plain_retry = false;
 		remote_next_addr(r);
 	}
 }
@@ -347,6 +431,7 @@ remote_addrs_cb(void *arg, enum dns_status status, const struct sockaddr_storage
 			((struct sockaddr_in *)&r->addrs[i])->sin_port = port;
 	}
 	r->addri = 0;
+	r->plain_retry = false;
 	remote_next_addr(r);
 }
 
@@ -356,6 +441,7 @@ remote_next_host(struct queue_remote *r)
 	const struct config *cfg = r->q->cfg;
 
 	if (r->hosti >= r->nhosts) {
+		queue_conn_drop(&r->conn);   /* the slot goes back */
 		group_settle(r, R_DEFERRED, "4.4.1", r->last_error[0] != '\0' ? r->last_error :
 		    "no MX host could be reached");
 		r->gstart = r->gend;
@@ -377,6 +463,7 @@ remote_next_host(struct queue_remote *r)
 		r->naddrs = 1;
 		r->addrs[0] = a;
 		r->addri = 0;
+		r->plain_retry = false;
 		remote_next_addr(r);
 		return;
 	}
@@ -420,6 +507,7 @@ remote_mx_cb(void *arg, enum dns_status status, const struct dns_mx *hosts, size
 	}
 	log_info("event=delivery.dns queue_id=%s domain=%s status=%s", r->env.id, domain,
 	    dns_status_name(status));
+	queue_conn_drop(&r->conn);
 	r->gstart = r->gend;
 	remote_next_domain(r);
 }
@@ -438,6 +526,46 @@ remote_next_domain(struct queue_remote *r)
 	for (r->gend = r->gstart + 1; r->gend < r->nidx &&
 	    strcasecmp(domain_of(r->env.rcpts[r->idx[r->gend]].address), domain) == 0; r->gend++)
 		;
+	snprintf(r->dest, sizeof(r->dest), "%s", cfg->outbound.smarthost != NULL ?
+	    cfg->outbound.smarthost : domain);
+	remote_group_start(r);
+}
+
+/* Get a connection slot for the current group: reuse, a new one, or wait. */
+static void
+remote_group_start(void *arg)
+{
+	struct queue_remote *r = arg;
+	const struct config *cfg = r->q->cfg;
+	const char *domain = domain_of(r->env.rcpts[r->idx[r->gstart]].address);
+
+	r->waiting = false;
+	if (r->q->lockdown) {
+		/* bulwarkctl lockdown on: nothing more leaves; the scheduler holds it. */
+		r->lockdown = true;
+		snprintf(r->last_error, sizeof(r->last_error), "outbound delivery stopped (lockdown)");
+		group_settle(r, R_DEFERRED, "4.3.2", r->last_error);
+		r->gstart = r->gend;
+		remote_next_domain(r);
+		return;
+	}
+	switch (queue_conn_get(r->q, r->dest, &r->waiter, &r->conn)) {
+	case QUEUE_CONN_WAIT:
+		r->waiting = true;
+		return;
+	case QUEUE_CONN_REUSE:
+		snprintf(r->peer, sizeof(r->peer), "%s", r->conn->peer);
+		log_debug("event=delivery.reuse queue_id=%s dest=%s relay=%s messages=%d", r->env.id,
+		    r->dest, r->peer, r->conn->messages);
+		/* RFC 5321 4.1.1.5: RSET between transactions, and a liveness check. */
+		if (smtp_client_reset(r->conn->client, remote_rset_cb, r) == -1) {
+			queue_conn_drop(&r->conn);
+			remote_group_start(r);
+		}
+		return;
+	case QUEUE_CONN_SLOT:
+		break;
+	}
 	if (cfg->outbound.smarthost != NULL) {
 		r->nhosts = 1;
 		snprintf(r->hosts[0].name, sizeof(r->hosts[0].name), "%s", r->q->smarthost_host);
@@ -449,6 +577,7 @@ remote_next_domain(struct queue_remote *r)
 	if (r->req == NULL) {
 		char diag[512];
 
+		queue_conn_drop(&r->conn);
 		snprintf(diag, sizeof(diag), "553 5.1.2 %s: not a valid domain", domain);
 		group_settle(r, R_FAILED, "5.1.2", diag);
 		r->gstart = r->gend;
@@ -475,10 +604,17 @@ queue_remote_start(struct queue *q, struct queue_entry *e, struct queue_envelope
 {
 	struct queue_remote *r;
 
-	if (q->dns == NULL || q->remote_active >= QUEUE_REMOTE_MAX)
+	if (q->remote_max == 0) {
+		int m = q->cfg->outbound.max_connections;
+
+		q->remote_max = m > 10 ? 2 * (size_t)m : 20;
+	}
+	if (q->dns == NULL || q->remote_active >= q->remote_max)
 		return false;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return false;
+	r->waiter.cb = remote_group_start;
+	r->waiter.arg = r;
 	r->q = q;
 	r->e = e;
 	r->env = *env;
@@ -522,4 +658,5 @@ queue_remote_abort_all(struct queue *q)
 		q->remote_active--;
 		remote_free(r);
 	}
+	queue_conn_close_all(q);
 }

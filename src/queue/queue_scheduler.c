@@ -4,7 +4,7 @@
  * file goes. Progress for a partly delivered message is kept in ID.state
  * (indexes of finished recipients) so a restart does not deliver twice what
  * it knows was delivered. Failed local deliveries are retried every minute.
- * Remote recipients wait for the outbound issue.
+ * Remote recipients go to queue_remote.c once the local ones are done.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -41,6 +41,7 @@ struct queue_job {
 	char *buf;
 	size_t len, body;
 	int attempts;
+	time_t next_retry;  /* ID.state's "next": no remote attempt before (restart) */
 	bool removed;       /* every recipient done, spool file gone */
 	bool failed;        /* a local delivery failed: retry later */
 	bool remote_left;
@@ -59,7 +60,7 @@ queue_id_valid(const char *name)
 
 /* Mark the recipients listed in ID.state as done. */
 static void
-queue_state_load(const char *path, struct queue_envelope *env, int *attempts_r)
+queue_state_load(const char *path, struct queue_envelope *env, int *attempts_r, time_t *next_r)
 {
 	char *buf;
 	size_t len;
@@ -72,6 +73,10 @@ queue_state_load(const char *path, struct queue_envelope *env, int *attempts_r)
 
 		if (strncmp(line, "attempts ", 9) == 0) {
 			*attempts_r = atoi(line + 9);
+			continue;
+		}
+		if (strncmp(line, "next ", 5) == 0) {
+			*next_r = (time_t)strtoll(line + 5, NULL, 10);
 			continue;
 		}
 		if (strncmp(line, "done ", 5) != 0)
@@ -345,7 +350,7 @@ queue_job_work(void *arg)
 		free(buf);
 		return;
 	}
-	queue_state_load(statepath, &env, &job->attempts);
+	queue_state_load(statepath, &env, &job->attempts, &job->next_retry);
 	if (job->auth_results == NULL && queue_job_verify(job, &env, buf + body, len - body)) {
 		/* Key lookups first (on the loop), then this job runs again. */
 		queue_envelope_clear(&env);
@@ -395,15 +400,17 @@ queue_entry_unlink(struct queue *q, struct queue_entry *e)
 	if (e->next != NULL)
 		e->next->prev = e->prev;
 	q->count--;
+	free(e->sender);
 	free(e);
 }
 
 /*
- * Move a message into queue/hold/ (lockdown): state file first, then the
- * message, as bulwarkctl queue hold does. The entry leaves the schedule.
+ * Move a message into queue/hold/ (lockdown, containment): state file
+ * first, then the message, as bulwarkctl queue hold does. The entry leaves
+ * the schedule.
  */
 static int
-queue_hold(struct queue *q, struct queue_entry *e)
+queue_hold(struct queue *q, struct queue_entry *e, const char *reason)
 {
 	char from[PATH_MAX + 32], to[PATH_MAX + 48];
 
@@ -414,7 +421,7 @@ queue_hold(struct queue *q, struct queue_entry *e)
 	if (fs_path(from, sizeof(from), "%s/%s", q->dir, e->id) == -1 ||
 	    fs_path(to, sizeof(to), "%s/hold/%s", q->dir, e->id) == -1 || rename(from, to) == -1)
 		goto fail;
-	log_warnx("event=queue.held queue_id=%s reason=lockdown", e->id);
+	log_warnx("event=queue.held queue_id=%s reason=%s", e->id, reason);
 	queue_entry_unlink(q, e);
 	return 0;
 fail:
@@ -559,19 +566,36 @@ queue_job_done(void *arg)
 	} else if (job->failed) {
 		e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
 	} else if (job->remote_left) {
+		bool forced = e->forced;
+
 		e->remote_waiting = true;
 		e->attempts = job->attempts;
-		if (q->lockdown && queue_hold(q, e) == 0) {
+		e->forced = false;
+		if (e->sender == NULL && job->env.sender != NULL)
+			e->sender = strdup(job->env.sender);   /* NULL (no memory): never matched */
+		if (q->lockdown && queue_hold(q, e, "lockdown") == 0) {
 			queue_job_free(job);
 			return;
 		}
-		if (q->dns != NULL) {
+		if (q->observer.hold != NULL && job->env.sender != NULL &&
+		    q->observer.hold(q->observer.arg, job->env.sender) &&
+		    queue_hold(q, e, "containment") == 0) {
+			queue_job_free(job);
+			return;
+		}
+		if (q->dns != NULL && !forced && job->next_retry > time(NULL)) {
+			/* Deferred before a restart: its retry time still holds. */
+			e->remote_waiting = false;
+			e->retry_at = job->next_retry;
+		} else if (q->dns != NULL) {
 			if (queue_remote_start(q, e, &job->env, job->buf, job->len, job->body,
 			    job->attempts)) {
 				e->remote_waiting = false;
 				job->buf = NULL;   /* the attempt's now */
 			} else {
-				e->retry_at = time(NULL) + 30;   /* busy: try again soon */
+				/* No room: again when an attempt ends (queue_slot_freed), or soon. */
+				e->slot_wait = true;
+				e->retry_at = time(NULL) + 30;
 			}
 		} else {
 			log_info("event=queue.waiting queue_id=%s reason=\"no remote delivery configured\"", e->id);
@@ -585,6 +609,7 @@ queue_run(struct queue *q, struct queue_entry *e)
 {
 	struct queue_job *job = calloc(1, sizeof(*job));
 
+	e->slot_wait = false;
 	if (job == NULL) {
 		e->retry_at = time(NULL) + QUEUE_RETRY_SECONDS;
 		return;
@@ -599,6 +624,16 @@ queue_run(struct queue *q, struct queue_entry *e)
 	e->busy = true;
 	e->retry_at = 0;
 	q->busy++;
+}
+
+void
+queue_slot_freed(struct queue *q)
+{
+	for (struct queue_entry *e = q->head; e != NULL; e = e->next)
+		if (e->slot_wait && !e->busy) {
+			queue_run(q, e);
+			return;
+		}
 }
 
 static struct queue_entry *
@@ -634,8 +669,10 @@ queue_schedule_new(struct queue *q, const char *id)
 	if (e != NULL) {
 		/* Released after a hold we had not noticed yet: one entry, one job. */
 		e->remote_waiting = false;
-		if (!e->busy)
+		if (!e->busy) {
+			e->forced = true;   /* released by the admin: now, not at its retry time */
 			queue_run(q, e);
+		}
 		return;
 	}
 	e = queue_entry_add(q, id);
@@ -645,6 +682,7 @@ queue_schedule_new(struct queue *q, const char *id)
 		log_warnx("event=queue.error queue_id=%s reason=\"out of memory\"", id);
 		return;
 	}
+	e->forced = true;
 	queue_run(q, e);
 }
 
@@ -695,8 +733,10 @@ queue_control(struct queue *q)
 	if (fs_path(path, sizeof(path), "%s/FLUSH", q->dir) == 0 && unlink(path) == 0) {
 		log_info("event=queue.flush");
 		for (struct queue_entry *e = q->head; e != NULL; e = e->next)
-			if (!e->busy && e->retry_at != 0)
+			if (!e->busy && e->retry_at != 0) {
+				e->forced = true;
 				queue_run(q, e);
+			}
 	}
 	lockdown = fs_path(path, sizeof(path), "%s/LOCKDOWN", q->dir) == 0 && access(path, F_OK) == 0;
 	if (lockdown != q->lockdown) {
@@ -722,7 +762,7 @@ queue_control(struct queue *q)
 		for (; e != NULL; e = next) {
 			next = e->next;
 			if (!e->busy && (e->remote_waiting || e->retry_at != 0))
-				(void)queue_hold(q, e);
+				(void)queue_hold(q, e, "lockdown");
 		}
 	}
 }
@@ -911,7 +951,9 @@ queue_set_outbound(struct queue *q, struct dns *dns, SSL_CTX *client_tls, char *
 int
 queue_start(struct queue *q, char **error_r)
 {
-	struct timeval tv = { .tv_sec = 15 };
+	/* Retries are looked at every 15 s, or as often as the retry base asks. */
+	struct timeval tv = { .tv_sec = q->cfg->outbound.retry_base < 15 ?
+	    q->cfg->outbound.retry_base : 15 };
 	struct dirent *de;
 	DIR *d;
 
@@ -976,6 +1018,60 @@ fail:
 	if (asprintf(error_r, "queue: %s: %s", q->dir, strerror(errno)) == -1)
 		*error_r = NULL;
 	return -1;
+}
+
+void
+queue_set_observer(struct queue *q, const struct queue_observer *obs)
+{
+	q->observer = *obs;
+}
+
+bool
+queue_attempt_done(struct queue *q, struct queue_entry *e, const struct queue_envelope *env,
+    bool removed, size_t delivered, size_t deferred, size_t failed)
+{
+	const char *sender = env->sender != NULL ? env->sender : "";
+	bool busy = e->busy;
+
+	/* busy meanwhile: a containment the observer starts must not hold e under us */
+	e->busy = true;
+	if (q->observer.attempt != NULL)
+		q->observer.attempt(q->observer.arg, sender, env->flags, delivered, deferred, failed);
+	e->busy = busy;
+	if (removed || q->observer.hold == NULL || !q->observer.hold(q->observer.arg, sender))
+		return false;
+	return queue_hold(q, e, "containment") == 0;
+}
+
+size_t
+queue_hold_senders(struct queue *q, const char *const *senders, size_t n, const char *reason)
+{
+	size_t held = 0;
+
+	for (struct queue_entry *e = q->head, *next; e != NULL; e = next) {
+		next = e->next;
+		if (e->busy || e->sender == NULL)
+			continue;   /* in flight, or not read yet: asked again when it ends */
+		for (size_t i = 0; i < n; i++) {
+			if (strcasecmp(e->sender, senders[i]) != 0)
+				continue;
+			if (queue_hold(q, e, reason) == 0)
+				held++;
+			break;
+		}
+	}
+	return held;
+}
+
+size_t
+queue_deferred_count(const struct queue *q)
+{
+	size_t n = 0;
+
+	for (const struct queue_entry *e = q->head; e != NULL; e = e->next)
+		if (e->attempts > 0 && !e->busy)
+			n++;
+	return n;
 }
 
 size_t

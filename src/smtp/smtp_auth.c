@@ -8,6 +8,7 @@
  */
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -203,17 +204,52 @@ smtp_auth_done(void *arg)
 	smtp_session_process(s);
 }
 
+/*
+ * The fairness key of a client: its IPv4 address, or its IPv6 /64 (what one
+ * subscriber holds, as for bans). Returns its length.
+ */
+static size_t
+smtp_auth_key(const struct smtp_session *s, uint8_t key[POOL_KEY_MAX])
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (sa->sa_family == AF_INET) {
+		memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 4;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+
+		if (memcmp(a, v4mapped, 12) == 0) {
+			memcpy(key, a + 12, 4);
+			return 4;
+		}
+		memcpy(key, a, 8);
+		return 8;
+	}
+	key[0] = 0;
+	return 1;
+}
+
 static void
 smtp_auth_submit(struct smtp_session *s, const char *mech, const char *user, size_t userlen,
     const char *password, size_t passlen)
 {
+	struct pool *pool = s->srv->deps.auth_pool;
 	struct smtp_auth_job *job;
+	uint8_t key[POOL_KEY_MAX];
+	size_t keylen = smtp_auth_key(s, key), queue;
+	bool behind = pool_inflight_key(pool, key, keylen) > 0;
 
-	if (pool_pending(s->srv->deps.auth_pool) >= SMTP_AUTH_BACKLOG_MAX) {
+	/* Checks of a network that has one in flight already wait behind the
+	 * others' (pool_submit_fair); each of the two queues is bounded. */
+	queue = behind ? pool_pending_behind(pool) : pool_pending(pool) - pool_pending_behind(pool);
+	if (queue >= SMTP_AUTH_BACKLOG_MAX) {
 		/* A flood: refuse at once rather than queue without bound (memory,
 		 * and every legitimate login stuck behind the guesses). */
-		log_warnx("event=auth.busy session=%s client=%s backlog=%zu", s->id, s->ip,
-		    pool_pending(s->srv->deps.auth_pool));
+		log_warnx("event=auth.busy session=%s client=%s backlog=%zu queue=%s", s->id, s->ip,
+		    pool_pending(pool), behind ? "behind" : "first");
 		smtp_session_enter_state(s, SMTP_STATE_HELO);
 		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure, try again later");
 		return;
@@ -232,7 +268,7 @@ smtp_auth_submit(struct smtp_session *s, const char *mech, const char *user, siz
 	snprintf(job->ip, sizeof(job->ip), "%s", s->ip);
 	smtp_session_enter_state(s, SMTP_STATE_AUTH_WAIT);
 	s->async_pending = true;
-	if (pool_submit(s->srv->deps.auth_pool, smtp_auth_work, smtp_auth_done, job) == -1) {
+	if (pool_submit_fair(pool, key, keylen, smtp_auth_work, smtp_auth_done, job) == -1) {
 		s->async_pending = false;
 		sodium_memzero(job->password, sizeof(job->password));
 		free(job);

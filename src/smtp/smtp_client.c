@@ -582,6 +582,15 @@ smtp_client_event_cb(struct bufferevent *bev, short what, void *arg)
 		    c->peer, detail);
 		return;
 	}
+	if (c->state == SMTP_CLIENT_S_HANDSHAKE) {
+		/* The peer dropped the handshake (an alert, a close): a TLS failure. */
+		int err = EVUTIL_SOCKET_ERROR();
+
+		smtp_client_fail(c, SMTP_CLIENT_TEMPFAIL, "4.7.5", "TLS handshake with %s failed: %s",
+		    c->peer, (what & BEV_EVENT_ERROR) && err != 0 ? evutil_socket_error_to_string(err) :
+		    "connection closed");
+		return;
+	}
 	if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
 

@@ -199,6 +199,22 @@ proceed_mail(struct smtp_session *s, const char *args)
 		smtp_session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	if (s->authenticated && s->srv->deps.monitor != NULL) {
+		/* Live: a containment or an admin's suspend/resume applies to open sessions. */
+		int r = queue_monitor_mail(s->srv->deps.monitor, s->account, &s->limits);
+
+		if (r == -1) {
+			smtp_session_reply(s, "451 4.3.0 Temporary lookup failure");
+			return;
+		}
+		s->suspended = r == 1;
+		if (s->suspended) {
+			log_info("event=smtp.reject session=%s client=%s stage=mail reason=suspended",
+			    s->id, s->ip);
+			smtp_session_reply_error(s, "550 5.7.1 Sending is suspended for this account; contact your administrator");
+			return;
+		}
+	}
 	s->sender = a;
 	s->params = p;
 	if (a.null_path)
@@ -336,12 +352,27 @@ proceed_rcpt(struct smtp_session *s, const char *args)
 		if (rcpt_local(s, &a, text) == -1)
 			return;
 		break;
-	case SMTP_POLICY_RELAY:
+	case SMTP_POLICY_RELAY: {
+		size_t before = s->nrcpts;
+		const char *which;
+
+		if (s->authenticated && s->srv->deps.monitor != NULL &&
+		    queue_monitor_rcpt(s->srv->deps.monitor, s->account, &s->limits, s->remote_rcpts,
+		    &which) == -1) {
+			rcpt_reject(s, text, strcmp(which, "messages") == 0 ? "rate_limit_messages" :
+			    "rate_limit_recipients", strcmp(which, "messages") == 0 ?
+			    "451 4.7.1 Too many messages from this account in the last hour; try again later" :
+			    "451 4.7.1 Too many recipients from this account in the last hour; try again later");
+			return;
+		}
 		if (add_target(s, text, false) == -1) {
 			rcpt_reject(s, text, "out_of_memory", "451 4.3.0 Out of resources");
 			return;
 		}
+		if (s->nrcpts > before)
+			s->remote_rcpts++;
 		break;
+	}
 	case SMTP_POLICY_DENY:
 		rcpt_reject(s, text, reason, "554 5.7.1 Relay access denied");
 		return;
@@ -374,9 +405,38 @@ check_data(struct smtp_session *s, const char *args)
 	return NULL;
 }
 
+/*
+ * An authenticated user's message reaches DATA/BDAT: count it against the
+ * account's hourly limits (sessions in parallel count too). NULL ok, else
+ * the reply.
+ */
+static const char *
+data_rate_check(struct smtp_session *s)
+{
+	const char *which;
+
+	if (!s->authenticated || s->srv->deps.monitor == NULL ||
+	    queue_monitor_data(s->srv->deps.monitor, s->account, &s->limits, s->remote_rcpts,
+	    &which) == 0)
+		return NULL;
+	log_info("event=smtp.reject session=%s client=%s queue_id=%s stage=data from=<%s> reason=rate_limit_%s",
+	    s->id, s->ip, s->qid, s->sender_log, which);
+	return strcmp(which, "messages") == 0 ?
+	    "451 4.7.1 Too many messages from this account in the last hour; try again later" :
+	    "451 4.7.1 Too many recipients from this account in the last hour; try again later";
+}
+
 static void
 proceed_data(struct smtp_session *s, const char *args)
 {
+	const char *err = data_rate_check(s);
+
+	if (err != NULL) {
+		smtp_session_reply(s, "%s", err);
+		smtp_session_reset_transaction(s);
+		smtp_session_enter_state(s, SMTP_STATE_HELO);
+		return;
+	}
 	if (smtp_session_begin_message(s, false) == -1) {
 		smtp_session_reply(s, "451 4.3.0 Error: queue file write error, try again later");
 		smtp_session_reset_transaction(s);
@@ -411,6 +471,8 @@ proceed_bdat(struct smtp_session *s, const char *args)
 		s->bdat_error = "554 5.5.1 Error: no valid recipients";
 	else if (s->state != SMTP_STATE_RCPT && s->state != SMTP_STATE_BDAT_WAIT)
 		s->bdat_error = "503 5.5.1 Error: need RCPT command";
+	else if (s->state == SMTP_STATE_RCPT && (s->bdat_error = data_rate_check(s)) != NULL)
+		;   /* the chunk is read and dropped, the transaction void */
 	else if (s->state == SMTP_STATE_RCPT && smtp_session_begin_message(s, true) == -1)
 		s->bdat_error = "451 4.3.0 Error: queue file write error, try again later";
 	if (s->bdat_error != NULL)

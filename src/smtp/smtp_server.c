@@ -1,6 +1,7 @@
 /*
  * smtp_server.c: the SMTP listeners. Binds before privileges are dropped,
- * checks the guard (connection limits) at accept before any session memory
+ * registers each listener with the guard's ban filter (banned SYNs dropped
+ * by the kernel), checks the guard (bans, connection limits) at accept before any session memory
  * or TLS work is spent, and owns the list of live sessions for shutdown.
  */
 #include <errno.h>
@@ -100,6 +101,8 @@ smtp_server_bind(struct smtp_server *srv, enum smtp_listener_kind kind,
 		}
 		evconnlistener_set_error_cb(l->evl, smtp_server_accept_error_cb);
 		srv->nlisteners++;
+		/* Banned networks' SYNs dropped by the kernel (a failure is logged; accept still checks). */
+		(void)guard_filter_attach(srv->deps.guard, evconnlistener_get_fd(l->evl));
 	}
 	return 0;
 }
@@ -136,6 +139,12 @@ smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue 
 	srv->deps.queue = queue;
 }
 
+void
+smtp_server_set_monitor(struct smtp_server *srv, struct queue_monitor *monitor)
+{
+	srv->deps.monitor = monitor;
+}
+
 int
 smtp_server_start(struct smtp_server *srv)
 {
@@ -160,6 +169,7 @@ smtp_server_shutdown(struct smtp_server *srv)
 
 	srv->shutting_down = true;
 	for (size_t i = 0; i < srv->nlisteners; i++) {
+		guard_filter_detach(srv->deps.guard, evconnlistener_get_fd(srv->listeners[i].evl));
 		evconnlistener_free(srv->listeners[i].evl);
 		srv->listeners[i].evl = NULL;
 	}
@@ -188,9 +198,12 @@ smtp_server_free(struct smtp_server **srvp)
 
 		smtp_session_free(&s);
 	}
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		if (srv->listeners[i].evl != NULL)
-			evconnlistener_free(srv->listeners[i].evl);
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		if (srv->listeners[i].evl == NULL)
+			continue;
+		guard_filter_detach(srv->deps.guard, evconnlistener_get_fd(srv->listeners[i].evl));
+		evconnlistener_free(srv->listeners[i].evl);
+	}
 	free(srv->listeners);
 	free(srv);
 }

@@ -14,6 +14,7 @@ struct directory;
 struct queue;
 struct guard;
 struct pool;
+struct queue_monitor;
 struct smtp_server;
 
 struct smtp_server_deps {
@@ -24,6 +25,7 @@ struct smtp_server_deps {
 	struct guard *guard;
 	struct pool *auth_pool;   /* password checks (argon2id): their own small, low-priority pool */
 	SSL_CTX *tls;
+	struct queue_monitor *monitor;   /* rate limits and detectors for authenticated submission */
 };
 
 /* Bind every configured SMTP listener (before privileges are dropped). */
@@ -31,6 +33,8 @@ struct smtp_server *smtp_server_new(const struct smtp_server_deps *deps, char **
 /* Wire in the stores opened after the privilege drop. */
 void smtp_server_attach(struct smtp_server *srv, struct directory *dir, struct queue *queue,
     struct pool *auth_pool);
+/* Wire in the queue monitor (NULL: no rate limits, no detectors). */
+void smtp_server_set_monitor(struct smtp_server *srv, struct queue_monitor *monitor);
 /* Start accepting (after the rest of the daemon is ready). */
 int smtp_server_start(struct smtp_server *srv);
 /* Log one line per listener: "event=listen service=smtp address=..." */

@@ -244,6 +244,10 @@ smtp_session_reset_transaction(struct smtp_session *s)
 	s->rcpts = NULL;
 	s->nrcpts = 0;
 	s->rcpt_cmds = 0;
+	s->remote_rcpts = 0;
+	free(s->headers);
+	s->headers = NULL;
+	s->headers_len = 0;
 	s->first_rcpt[0] = '\0';
 	s->qw_failed = false;
 	s->qid[0] = '\0';
@@ -467,6 +471,13 @@ smtp_session_emit(void *ctx, const char *data, size_t len)
 
 	if (s->qw != NULL && !s->qw_failed && queue_writer_write(s->qw, data, len) == -1)
 		s->qw_failed = true;
+	if (s->headers != NULL && s->headers_len < SMTP_HEADERS_KEPT) {
+		size_t take = len < SMTP_HEADERS_KEPT - s->headers_len ? len :
+		    SMTP_HEADERS_KEPT - s->headers_len;
+
+		memcpy(s->headers + s->headers_len, data, take);
+		s->headers_len += take;
+	}
 }
 
 int
@@ -492,6 +503,12 @@ smtp_session_begin_message(struct smtp_session *s, bool bdat)
 		queue_writer_abort(&s->qw);
 		return -1;
 	}
+	free(s->headers);
+	s->headers_len = 0;
+	/* The header of an authenticated user's message, for the detectors (no
+	 * memory: they see no From or Subject, nothing else changes). */
+	s->headers = s->authenticated && s->srv->deps.monitor != NULL ?
+	    malloc(SMTP_HEADERS_KEPT) : NULL;
 	smtp_data_init(&s->dp, bdat, s->cfg->smtp.bare_lf == CONFIG_BARE_LF_REJECT,
 	    s->cfg->smtp.max_line_length, s->cfg->smtp.max_message_size,
 	    smtp_session_emit, s);
@@ -510,6 +527,19 @@ smtp_session_commit_cb(void *arg, int result)
 		    s->id, s->ip, s->qid, s->sender_log, s->nrcpts, s->dp.size);
 		smtp_session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 		metrics_inc("bulwark_messages_accepted_total", NULL);
+		if (s->authenticated && s->srv->deps.monitor != NULL) {
+			struct queue_monitor_message mm = {
+				.account = s->account,
+				.sender = s->sender_text,
+				.queue_id = s->qid,
+				.headers = s->headers != NULL ? s->headers : "",
+				.headers_len = s->headers != NULL ? s->headers_len : 0,
+				.rcpts = s->rcpts,
+				.nrcpts = s->nrcpts,
+			};
+
+			queue_monitor_submitted(s->srv->deps.monitor, &mm);
+		}
 	} else {
 		smtp_session_reply(s, "451 4.3.0 Error: queue file write error, try again later");
 	}

@@ -12,10 +12,13 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "monitor/queue_monitor.h"
 #include "queue/queue.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_server.h"
+
+#define SMTP_HEADERS_KEPT (16 * 1024)   /* of an authenticated user's message, for the monitor */
 
 struct bufferevent;
 struct event;
@@ -92,6 +95,7 @@ struct smtp_session {
 	char account[320];
 	int auth_mech;                 /* smtp_auth.c's mechanism while AUTH_INPUT */
 	char auth_user[320];           /* LOGIN: the username, between the two steps */
+	struct queue_monitor_limits limits;  /* outbound rate limits, read at each MAIL */
 
 	/* the transaction */
 	struct smtp_address sender;
@@ -101,6 +105,9 @@ struct smtp_session {
 	struct queue_rcpt *rcpts;      /* delivery targets, deduplicated */
 	size_t nrcpts;
 	int rcpt_cmds;                 /* accepted RCPT commands (the limit) */
+	size_t remote_rcpts;           /* relayed targets of an authenticated user (rate limits) */
+	char *headers;                 /* authenticated: the message's start, for the detectors */
+	size_t headers_len;
 	char first_rcpt[SMTP_PATH_MAX * 4 + 1];
 	struct smtp_data_parser dp;
 	struct queue_writer *qw;

@@ -1064,18 +1064,25 @@ def wait_metric(port, key, pred, timeout=5.0):
 # ---------------------------------------------------------------- bans
 
 
-def dropped_at_accept(port, source, timeout=3.0):
-    """Connect from source: True when the server closes (or resets) the
-    connection without sending a single byte; False when it sends anything
-    (a greeting) or keeps the connection open for timeout seconds."""
+def dropped_at_accept(port, source, timeout=3.0, connect_timeout=0.3):
+    """Connect from source: True when the connection never gets through (the
+    kernel's ban filter dropped the SYN: the connect times out after
+    connect_timeout, as behind a firewall's DROP) or when the server closes
+    (or resets) it without sending a single byte (refused at accept); False
+    when it sends anything (a greeting) or keeps the connection open for
+    timeout seconds. On loopback a connect that is let through completes in
+    microseconds, so a short connect_timeout only tells a drop."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
+    s.settimeout(connect_timeout)
     try:
         s.bind((source, 0))
         try:
             s.connect((SERVER_IP, port))
         except (ConnectionRefusedError, ConnectionResetError):
             return True
+        except (socket.timeout, TimeoutError):
+            return True   # SYN dropped before accept
+        s.settimeout(timeout)
         try:
             data = s.recv(4096)
         except (ConnectionResetError, ConnectionAbortedError):

@@ -6,12 +6,21 @@ Started by tests/unit/test_dns.c and tests/unit/test_smtp_client.c (and
 usable by hand). Prints one line on stdout when ready:
 
     READY dir=DIR ca=DIR/ca.pem dns=PORT plain=PORT tls=PORT small=PORT no8bit=PORT utf8=PORT
+          slow=PORT starttls=PORT badtls=PORT
 
 and runs until its standard input closes (so it never outlives the test).
 Every accepted message is written to DIR/N.env (envelope, one "key value"
 a line: port, tls, from, rcpt..., opt...) and DIR/N.eml (the data, as
-received after un-stuffing). Recipients whose local part is "tempfail" get
-451 4.3.0, "reject" gets 550 5.1.1. Loopback only.
+received after un-stuffing; "tls" requires STARTTLS, "starttls" offers it,
+"badtls" offers it and fails every handshake). Recipients whose local part is "tempfail" get
+451 4.3.0, "reject" gets 550 5.1.1, one starting with "tempfail1" gets 451
+4.3.0 the first time only (then 250: a retry succeeds). Loopback only.
+
+Connections are counted per port: DIR/stats.PORT holds "connections N"
+(accepted so far), "concurrent N" (open now) and "peak N" (most open at
+once), rewritten at every change; each .env has "conn N", the number of
+the connection (per port) that carried the message. The "slow" sink waits
+0.3 s before answering the final dot (so concurrent sessions overlap).
 """
 import argparse
 import asyncio
@@ -25,6 +34,7 @@ import tempfile
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
@@ -100,17 +110,81 @@ class Resolver(BaseResolver):
 
 # ---- SMTP ----
 
+class Stats:
+    """Connections to one port: accepted, open now, most open at once."""
+
+    def __init__(self, directory, port_ref):
+        self.directory = directory
+        self.port_ref = port_ref
+        self.connections = self.concurrent = self.peak = 0
+
+    def _write(self):
+        path = os.path.join(self.directory, "stats.%d" % self.port_ref[0])
+        with open(path + ".tmp", "w") as f:
+            f.write("connections %d\nconcurrent %d\npeak %d\n"
+                    % (self.connections, self.concurrent, self.peak))
+        os.rename(path + ".tmp", path)
+
+    def opened(self):
+        with Sink.lock:
+            self.connections += 1
+            self.concurrent += 1
+            self.peak = max(self.peak, self.concurrent)
+            self._write()
+            return self.connections
+
+    def closed(self):
+        with Sink.lock:
+            self.concurrent -= 1
+            self._write()
+
+
+class CountingSMTP(SMTP):
+    """aiosmtpd's SMTP, counting connections (STARTTLS calls
+    connection_made a second time: that is not a new connection)."""
+
+    def __init__(self, *a, stats=None, **kw):
+        super().__init__(*a, **kw)
+        self._stats = stats
+        self.conn_no = 0
+        self._open = False
+
+    def connection_made(self, transport):
+        first = self.transport is None
+        super().connection_made(transport)
+        if first and not self._open:
+            self._open = True
+            self.conn_no = self._stats.opened()
+
+    def connection_lost(self, error):
+        if self._open:
+            self._open = False
+            self._stats.closed()
+        super().connection_lost(error)
+
+
+class CountingController(Controller):
+    def __init__(self, handler, stats, **kw):
+        self._stats = stats
+        super().__init__(handler, **kw)
+
+    def factory(self):
+        return CountingSMTP(self.handler, stats=self._stats, **self.SMTP_kwargs)
+
+
 class Sink:
     """Records messages; refuses some recipients."""
 
     counter = 0
     lock = threading.Lock()
+    tempfailed_once = set()
 
-    def __init__(self, directory, port_ref, pipelining=True, no8bit=False):
+    def __init__(self, directory, port_ref, pipelining=True, no8bit=False, slow=False):
         self.directory = directory
         self.port_ref = port_ref
         self.pipelining = pipelining
         self.no8bit = no8bit
+        self.slow = slow
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -125,10 +199,18 @@ class Sink:
             return "451 4.3.0 Try again later"
         if local == "reject":
             return "550 5.1.1 No such user"
+        if local.startswith("tempfail1"):
+            with Sink.lock:
+                first = address.lower() not in Sink.tempfailed_once
+                Sink.tempfailed_once.add(address.lower())
+            if first:
+                return "451 4.3.0 Try again later (once)"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.slow:
+            await asyncio.sleep(0.3)
         with Sink.lock:
             Sink.counter += 1
             n = Sink.counter
@@ -139,6 +221,7 @@ class Sink:
                  "from %s" % envelope.mail_from]
         lines += ["rcpt %s" % r for r in envelope.rcpt_tos]
         lines += ["opt %s" % o for o in envelope.mail_options]
+        lines.append("conn %d" % getattr(server, "conn_no", 0))
         with open(base + ".env.tmp", "w") as f:
             f.write("\n".join(lines) + "\n")
         os.rename(base + ".eml.tmp", base + ".eml")
@@ -179,6 +262,12 @@ def main():
         make_certs(d)
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key"))
+        # Offers STARTTLS, then fails every handshake: no cipher in common with
+        # a TLS 1.2+ client that has no PSK.
+        badtls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        badtls.load_cert_chain(os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key"))
+        badtls.maximum_version = ssl.TLSVersion.TLSv1_2
+        badtls.set_ciphers("PSK")
 
         dns = DNSServer(Resolver(), port=0, address="127.0.0.1",
                         logger=DNSLogger(prefix=False, logf=lambda s: None))
@@ -192,6 +281,9 @@ def main():
             "small": dict(data_size_limit=2000, enable_SMTPUTF8=False),
             "no8bit": dict(sink=dict(no8bit=True, pipelining=False), enable_SMTPUTF8=False),
             "utf8": dict(enable_SMTPUTF8=True),
+            "slow": dict(sink=dict(slow=True), enable_SMTPUTF8=False),
+            "starttls": dict(tls_context=tls, enable_SMTPUTF8=False),
+            "badtls": dict(tls_context=badtls, enable_SMTPUTF8=False),
         }
         controllers = []
         for name, kw in variants.items():
@@ -199,8 +291,9 @@ def main():
             sink = Sink(d, port_ref, **kw.pop("sink", {}))
             port = free_port()
             port_ref[0] = port
-            c = Controller(sink, hostname="127.0.0.1", port=port,
-                           server_hostname="%s.sink.test" % name, decode_data=False, **kw)
+            c = CountingController(sink, Stats(d, port_ref), hostname="127.0.0.1", port=port,
+                                   server_hostname="%s.sink.test" % name, decode_data=False,
+                                   **kw)
             c.start()
             controllers.append(c)
             ports[name] = port

@@ -3,9 +3,11 @@ test_bans.py: intrusion prevention, fail2ban built in (issue 3).
 
 Config: maxretry 5, findtime 60, bantime 3 (bantime_max 100). Five strikes
 from 127.0.0.9 (relay denied, failed AUTH, RCPT to unknown local users, TLS
-handshake garbage) ban 127.0.0.9/32: a new connection from it is closed at
-once, before any greeting or TLS handshake, on every listener, while
-127.0.0.10 is served normally. The ban is logged (event=guard.ban), listed by
+handshake garbage) ban 127.0.0.9/32: a new connection from it gets no
+greeting and no TLS handshake on any listener, while 127.0.0.10 is served
+normally. Until the next tick (a second at most) it is closed at accept;
+from then on the kernel's BPF filter on the listeners drops its SYN, so the
+connect times out (H.dropped_at_accept takes either). The ban is logged (event=guard.ban), listed by
 `bulwarkctl ban list --json` with its reason and evidence, survives a
 restart, expires, and doubles for a repeat offender. ignoreip (default:
 mynetworks) is never banned; an IP that just logged in successfully gets a
@@ -13,6 +15,7 @@ higher threshold (maxretry_authenticated, 20: a shared NAT). `ban add IP
 --for S` and `ban del IP` act on the running daemon within seconds.
 """
 
+import socket
 import time
 
 import pytest
@@ -234,3 +237,54 @@ def test_recently_authenticated_ip_gets_higher_threshold(bulwark):
     # a stranger without a login is banned at 5, as always
     H.relay_strikes(d, H.UNTRUSTED, 5)
     H.wait_banned(d, H.UNTRUSTED, timeout=2)
+
+
+def connect_outcome(port, source, connect_timeout=0.3):
+    """'timeout' (the SYN was dropped before accept), 'closed' (accepted and
+    closed without a byte) or 'served' (anything sent)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(connect_timeout)
+    try:
+        s.bind((source, 0))
+        try:
+            s.connect((H.SERVER_IP, port))
+        except (socket.timeout, TimeoutError):
+            return "timeout"
+        s.settimeout(3)
+        try:
+            return "served" if s.recv(512) else "closed"
+        except (ConnectionResetError, ConnectionAbortedError):
+            return "closed"
+        except (socket.timeout, TimeoutError):
+            return "served"   # held open: not refused
+    finally:
+        s.close()
+
+
+def test_banned_syn_dropped_by_the_kernel(bulwark):
+    """After a tick, a banned network's SYNs never reach accept(): the
+    connect times out on every listener, nothing is counted or logged per
+    connection, a stranger is served; lifting the ban lifts the filter."""
+    d = bulwark(overrides=BANS)
+    H.ctl_ok(d, "ban", "add", "127.0.0.9", "--for", "60")
+    for name, port in H.all_ports(d):
+        H.wait_until(lambda: connect_outcome(port, H.UNTRUSTED) == "timeout", timeout=5,
+                     interval=0.2, what=f"{H.UNTRUSTED}'s SYN dropped on {name}")
+    for name, port in H.all_ports(d):
+        assert H.greeted(port, H.UNTRUSTED2, tls=(name == "submissions")), name
+    H.assert_serves(d, source=H.UNTRUSTED2)
+    assert "event=guard.filter_failed" not in d.log_text()
+    H.ctl_ok(d, "ban", "del", "127.0.0.9")
+    H.wait_served(d, H.UNTRUSTED, timeout=4)
+
+
+def test_drop_before_accept_off_closes_at_accept(bulwark):
+    """intrusion_prevention.drop_before_accept: false: no kernel filter, a
+    banned client is accepted and closed at once, as before."""
+    d = bulwark(overrides=H.deep_merge(BANS, {"intrusion_prevention": {
+        "drop_before_accept": False}}))
+    H.ctl_ok(d, "ban", "add", "127.0.0.9", "--for", "60")
+    H.wait_banned(d, H.UNTRUSTED, timeout=3)
+    time.sleep(1.2)   # a tick: the filter would be in place by now
+    for name, port in H.all_ports(d):
+        assert connect_outcome(port, H.UNTRUSTED, connect_timeout=5) == "closed", name

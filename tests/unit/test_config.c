@@ -75,6 +75,14 @@ config_equal(const struct config *a, const struct config *b)
 	for (size_t i = 0; i < a->outbound.ndns_servers; i++)
 		assert_string_equal(a->outbound.dns_servers[i],
 		    b->outbound.dns_servers[i]);
+	assert_int_equal(a->outbound.max_connections, b->outbound.max_connections);
+	assert_int_equal(a->outbound.max_per_destination, b->outbound.max_per_destination);
+	assert_int_equal(a->outbound.max_messages_per_connection,
+	    b->outbound.max_messages_per_connection);
+	assert_int_equal(a->outbound.connection_idle_seconds, b->outbound.connection_idle_seconds);
+	assert_int_equal(a->outbound.retry_base, b->outbound.retry_base);
+	assert_int_equal(a->outbound.retry_max, b->outbound.retry_max);
+	assert_int_equal(a->outbound.max_queue_lifetime, b->outbound.max_queue_lifetime);
 	assert_memory_equal(&a->security_policy, &b->security_policy,
 	    sizeof(a->security_policy));
 	assert_int_equal(a->intrusion_prevention.enabled, b->intrusion_prevention.enabled);
@@ -85,6 +93,8 @@ config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->intrusion_prevention.ipv6_prefix, b->intrusion_prevention.ipv6_prefix);
 	assert_int_equal(a->intrusion_prevention.maxretry_authenticated,
 	    b->intrusion_prevention.maxretry_authenticated);
+	assert_int_equal(a->intrusion_prevention.drop_before_accept,
+	    b->intrusion_prevention.drop_before_accept);
 	assert_int_equal(a->intrusion_prevention.nignoreip, b->intrusion_prevention.nignoreip);
 	for (size_t i = 0; i < a->intrusion_prevention.nignoreip; i++)
 		assert_memory_equal(&a->intrusion_prevention.ignoreip[i],
@@ -92,8 +102,13 @@ config_equal(const struct config *a, const struct config *b)
 	assert_memory_equal(&a->accounts, &b->accounts, sizeof(a->accounts));
 	string_or_null_equal(a->http.public_url, b->http.public_url);
 	assert_int_equal(a->http.nmetrics_allow, b->http.nmetrics_allow);
-	assert_memory_equal(&a->queue_monitor, &b->queue_monitor,
-	    sizeof(a->queue_monitor));
+	{
+		struct config_queue_monitor qa = a->queue_monitor, qb = b->queue_monitor;
+
+		string_or_null_equal(qa.alert_command, qb.alert_command);
+		qa.alert_command = qb.alert_command = NULL;
+		assert_memory_equal(&qa, &qb, sizeof(qa));
+	}
 	assert_memory_equal(&a->smtp, &b->smtp, sizeof(a->smtp));
 	assert_memory_equal(&a->imap, &b->imap, sizeof(a->imap));
 }
@@ -243,6 +258,13 @@ assert_defaults(const struct config *cfg)
 	assert_false(cfg->allow_nonlocal_mynetworks);
 	assert_null(cfg->outbound.smarthost);
 	assert_int_equal(cfg->outbound.ndns_servers, 0);
+	assert_int_equal(cfg->outbound.max_connections, 100);
+	assert_int_equal(cfg->outbound.max_per_destination, 20);
+	assert_int_equal(cfg->outbound.max_messages_per_connection, 100);
+	assert_int_equal(cfg->outbound.connection_idle_seconds, 5);
+	assert_int_equal(cfg->outbound.retry_base, 300);
+	assert_int_equal(cfg->outbound.retry_max, 14400);
+	assert_int_equal(cfg->outbound.max_queue_lifetime, 432000);
 	assert_int_equal(cfg->smtp.max_line_length, 1000);
 	assert_int_equal(cfg->smtp.max_message_size, 26214400);
 	assert_int_equal(cfg->smtp.max_recipients, 100);
@@ -363,6 +385,13 @@ static const char full_yaml[] =
 	"outbound:\n"
 	"  smarthost: relay.example.net:587\n"
 	"  dns_servers: [192.0.2.53:53, \"[2001:db8::53]:5353\"]\n"
+	"  max_connections: 7\n"
+	"  max_per_destination: 3\n"
+	"  max_messages_per_connection: 9\n"
+	"  connection_idle_seconds: 0\n"
+	"  retry_base: 60\n"
+	"  retry_max: 3600\n"
+	"  max_queue_lifetime: 86400\n"
 	"smtp:\n"
 	"  max_line_length: 2048\n"
 	"  max_message_size: 52428800\n"
@@ -430,6 +459,13 @@ test_full(void **state)
 	assert_string_equal(cfg->outbound.smarthost, "relay.example.net:587");
 	assert_int_equal(cfg->outbound.ndns_servers, 2);
 	assert_string_equal(cfg->outbound.dns_servers[1], "[2001:db8::53]:5353");
+	assert_int_equal(cfg->outbound.max_connections, 7);
+	assert_int_equal(cfg->outbound.max_per_destination, 3);
+	assert_int_equal(cfg->outbound.max_messages_per_connection, 9);
+	assert_int_equal(cfg->outbound.connection_idle_seconds, 0);
+	assert_int_equal(cfg->outbound.retry_base, 60);
+	assert_int_equal(cfg->outbound.retry_max, 3600);
+	assert_int_equal(cfg->outbound.max_queue_lifetime, 86400);
 	assert_int_equal(cfg->smtp.max_line_length, 2048);
 	assert_int_equal(cfg->smtp.max_message_size, 52428800);
 	assert_int_equal(cfg->smtp.max_recipients, 500);
@@ -793,6 +829,69 @@ static const struct error_case error_cases[] = {
 	  .error = ":1: key 'allow_nonlocal_mynetworks': expected a boolean" },
 };
 
+/* queue_monitor: the detectors' nested keys, the command's checks. */
+static void
+test_queue_monitor_keys(void **state)
+{
+	struct config *cfg = expect_load(
+	    "queue_monitor:\n"
+	    "  alert_command: /usr/bin/curl -sS --data-binary @- https://hook.example/x\n"
+	    "  alert_command_timeout: 5\n"
+	    "  containment: false\n"
+	    "  messages_per_hour: 7\n"
+	    "  recipients_per_hour: 70\n"
+	    "  detectors:\n"
+	    "    rate_limit: {enabled: false}\n"
+	    "    distinct_domains: {threshold: 9, window_seconds: 60}\n"
+	    "    deferral_ratio: {enabled: yes, threshold: 100, min_samples: 1}\n"
+	    "    from_mismatch:\n"
+	    "      enabled: no\n"
+	    "    same_subject: {threshold: 1000000, window_seconds: 86400}\n");
+	const struct config_queue_monitor *qm = &cfg->queue_monitor;
+
+	(void)state;
+	assert_string_equal(qm->alert_command, "/usr/bin/curl -sS --data-binary @- https://hook.example/x");
+	assert_int_equal(qm->alert_command_timeout, 5);
+	assert_int_equal(qm->alert_repeat_seconds, 3600);
+	assert_false(qm->containment);
+	assert_int_equal(qm->messages_per_hour, 7);
+	assert_int_equal(qm->recipients_per_hour, 70);
+	assert_false(qm->detectors.rate_limit.enabled);
+	assert_true(qm->detectors.distinct_domains.enabled);
+	assert_int_equal(qm->detectors.distinct_domains.threshold, 9);
+	assert_int_equal(qm->detectors.distinct_domains.window_seconds, 60);
+	assert_int_equal(qm->detectors.deferral_ratio.threshold, 100);
+	assert_int_equal(qm->detectors.deferral_ratio.min_samples, 1);
+	assert_int_equal(qm->detectors.deferral_ratio.window_seconds, 3600);
+	assert_false(qm->detectors.from_mismatch.enabled);
+	assert_int_equal(qm->detectors.from_mismatch.threshold, 3);
+	assert_int_equal(qm->detectors.same_subject.threshold, 1000000);
+	config_free(&cfg);
+
+	cfg = expect_load("");
+	qm = &cfg->queue_monitor;
+	assert_null(qm->alert_command);
+	assert_true(qm->containment);
+	assert_int_equal(qm->messages_per_hour, 100);
+	assert_int_equal(qm->recipients_per_hour, 500);
+	assert_true(qm->detectors.same_subject.enabled);
+	assert_int_equal(qm->detectors.deferral_ratio.threshold, 60);
+	config_free(&cfg);
+
+	expect_error("queue_monitor:\n  alert_command: curl -d @- https://x\n",
+	    ":2: key 'queue_monitor.alert_command': expected an absolute program path");
+	expect_error("queue_monitor:\n  alert_command: \"/bin/x\\ty\"\n",
+	    ":2: key 'queue_monitor.alert_command': contains a control character");
+	expect_error("queue_monitor:\n  detectors:\n    bogus: {enabled: true}\n",
+	    ":3: unknown key 'queue_monitor.detectors.bogus'");
+	expect_error("queue_monitor:\n  detectors:\n    rate_limit: {threshold: 3}\n",
+	    ":3: unknown key 'queue_monitor.detectors.rate_limit.threshold'");
+	expect_error("queue_monitor:\n  detectors:\n    deferral_ratio: {threshold: 101}\n",
+	    ":3: key 'queue_monitor.detectors.deferral_ratio.threshold': 101 is out of range 1..100");
+	expect_error("queue_monitor:\n  detectors:\n    same_subject: {min_samples: 3}\n",
+	    ":3: unknown key 'queue_monitor.detectors.same_subject.min_samples'");
+}
+
 static void
 test_errors(void **state)
 {
@@ -882,6 +981,17 @@ static const struct key_case key_cases[] = {
 	  .max = 86400 },
 	{ .section = "queue_monitor", .key = "alert_threshold", .kind = K_INT, .min = 1,
 	  .max = 1000000 },
+	{ .section = "queue_monitor", .key = "alert_command", .kind = K_NULLABLE },
+	{ .section = "queue_monitor", .key = "alert_command_timeout", .kind = K_INT, .min = 1,
+	  .max = 3600 },
+	{ .section = "queue_monitor", .key = "alert_repeat_seconds", .kind = K_INT, .min = 1,
+	  .max = 604800 },
+	{ .section = "queue_monitor", .key = "containment", .kind = K_BOOL },
+	{ .section = "queue_monitor", .key = "messages_per_hour", .kind = K_INT, .min = 1,
+	  .max = 10000000 },
+	{ .section = "queue_monitor", .key = "recipients_per_hour", .kind = K_INT, .min = 1,
+	  .max = 10000000 },
+	{ .section = "queue_monitor", .key = "detectors", .kind = K_SECTION },
 };
 
 /* Wrong values per kind; each must fail with the kind's message. */
@@ -1312,6 +1422,16 @@ static const struct audit_case audit_cases[] = {
 	  .message = "3599 is weaker than the default 3600" },
 	{ .yaml = "intrusion_prevention: {bantime: 86400, findtime: 3600}\n",
 	  .findings = 0 },
+	/* the outbound containment turned off, loudly */
+	{ .yaml = "queue_monitor: {containment: false}\n", .findings = 1, .errors = 0,
+	  .sev = W, .key = "queue_monitor.containment",
+	  .message = "queue_monitor.containment: false: a detector only alerts" },
+	{ .yaml = "queue_monitor:\n  detectors: {same_subject: {enabled: no},"
+	  " rate_limit: {enabled: no}}\n", .findings = 2, .errors = 0,
+	  .sev = W, .key = "queue_monitor.detectors.same_subject.enabled",
+	  .message = "queue_monitor.detectors.same_subject.enabled: false: a burst" },
+	{ .yaml = "queue_monitor: {messages_per_hour: 1000, alert_command: /bin/true}\n",
+	  .findings = 0 },
 	/* fine as they are */
 	{ .yaml = "smtp: {bare_lf: normalize}\n", .findings = 0 },
 	{ .yaml = "smtp: {bare_lf: reject}\n", .findings = 0 },
@@ -1395,6 +1515,7 @@ main(void)
 		cmocka_unit_test(test_listen_partial),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_queue_monitor_keys),
 		cmocka_unit_test(test_every_key_wrong_type),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_too_large),

@@ -220,7 +220,7 @@ test_migrations_idempotent(void **state)
 	assert_int_equal(directory_user_exists(f->dir, "alice@example.test"), 1);
 	db_query(f, "SELECT COUNT(*) || ':' || MAX(version) FROM schema_version",
 	    NULL, buf, sizeof(buf));
-	assert_string_equal(buf, "2:2");
+	assert_string_equal(buf, "3:3");
 	db_query(f, "PRAGMA journal_mode", NULL, buf, sizeof(buf));
 	assert_string_equal(buf, "wal");
 }
@@ -239,14 +239,16 @@ test_migration_from_v1(void **state)
 	add_user(f, "alice@example.test");
 	directory_free(&f->dir);
 	db_exec(f, "DROP TABLE tokens; DROP TABLE auth_failures; DROP TABLE known_ips;"
-	    " DROP TABLE bans; DROP TABLE settings; DELETE FROM schema_version WHERE version = 2");
+	    " DROP TABLE bans; DROP TABLE settings; ALTER TABLE users DROP COLUMN messages_per_hour;"
+	    " ALTER TABLE users DROP COLUMN recipients_per_hour;"
+	    " DELETE FROM schema_version WHERE version >= 2");
 	db_query(f, "SELECT MAX(version) FROM schema_version", NULL, buf, sizeof(buf));
 	assert_string_equal(buf, "1");
 	if (directory_open(f->data_dir, &f->dir, &error) != 0)
 		fail_msg("reopen: %s", error);
 	db_query(f, "SELECT COUNT(*) || ':' || MAX(version) FROM schema_version",
 	    NULL, buf, sizeof(buf));
-	assert_string_equal(buf, "2:2");
+	assert_string_equal(buf, "3:3");
 	db_query(f, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('tokens',"
 	    " 'auth_failures', 'known_ips', 'bans', 'settings')", NULL, buf, sizeof(buf));
 	assert_string_equal(buf, "5");
@@ -423,6 +425,35 @@ test_user_add_table(void **state)
 			fail_msg("case '%s': error spans lines", c->name);
 		free(error);
 	}
+}
+
+/* Per-account outbound limits: unset (-1) until set, back to -1 on reset. */
+static void
+test_user_limits(void **state)
+{
+	struct fixture *f = *state;
+	struct directory_user u;
+	char *error = NULL;
+
+	add_user(f, "amy@example.test");
+	assert_int_equal(directory_user_get(f->dir, "amy@example.test", &u), 1);
+	assert_int_equal(u.messages_per_hour, -1);
+	assert_int_equal(u.recipients_per_hour, -1);
+	directory_user_clear(&u);
+	assert_int_equal(directory_user_set_limits(f->dir, "AMY@example.test", 7, 70, &error), 0);
+	assert_int_equal(directory_user_get(f->dir, "amy@example.test", &u), 1);
+	assert_int_equal(u.messages_per_hour, 7);
+	assert_int_equal(u.recipients_per_hour, 70);
+	directory_user_clear(&u);
+	assert_int_equal(directory_user_set_limits(f->dir, "amy@example.test", -1, 0, &error), 0);
+	assert_int_equal(directory_user_get(f->dir, "amy@example.test", &u), 1);
+	assert_int_equal(u.messages_per_hour, -1);
+	assert_int_equal(u.recipients_per_hour, 0);
+	directory_user_clear(&u);
+	assert_int_equal(directory_user_set_limits(f->dir, "nobody@example.test", 1, 1, &error), -1);
+	assert_non_null(error);
+	assert_non_null(strstr(error, "no such user"));
+	free(error);
 }
 
 static void
@@ -786,6 +817,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_add_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_get_list_flags_del, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alias_expansion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alias_add_table, setup, teardown),
