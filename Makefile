@@ -44,6 +44,7 @@ bench:
 	$(PYTHON) bench/bench_smtp.py
 	$(PYTHON) bench/bench_auth.py
 	$(PYTHON) bench/bench_outbound.py
+	$(PYTHON) bench/bench_imap.py
 
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DBULWARK_FUZZ=ON -DBULWARK_TESTS=OFF -DBULWARK_SANITIZE=ON >/dev/null

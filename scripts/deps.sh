@@ -8,6 +8,10 @@ libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev libyaml-dev
 libc-ares-dev libmicrohttpd-dev libcmocka-dev libgmime-3.0-dev
 python3 python3-pytest python3-aiosmtpd python3-dnslib swaks libnet-ssleay-perl mutt tmux valgrind fail2ban python3-dkim opendkim-tools"
 
+# The IMAP tests (conformance, commands) and make bench compare bulwark with a
+# real Dovecot (tests/integration/dovecot.py): a test dependency, always installed.
+PKGS="$PKGS dovecot-imapd"
+
 # make bench additionally wants Postfix (its smtp-source and a reference instance).
 if [ "${BULWARK_DEPS_BENCH:-0}" = 1 ]; then
 	PKGS="$PKGS postfix"
