@@ -543,5 +543,10 @@ imap_fetch_start(struct imap_session *s, const char *tag, bool uid, const struct
 	}
 	s->fetch = job;
 	s->input = IMAP_INPUT_WAIT;
+	/* libevent writes at most 16 KiB per writev by default: 80 writev and
+	 * as many epoll_wait for 100 bodies (1.3 MB). Up to the high-water mark
+	 * at once instead (the kernel takes what fits in the socket buffer). */
+	if (s->bev != NULL)
+		(void)bufferevent_set_max_single_write(s->bev, IMAP_OUTPUT_HIGH_WATER);
 	(void)imap_fetch_continue(s);   /* the rest, if any, from the write callback */
 }
