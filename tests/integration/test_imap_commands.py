@@ -829,3 +829,27 @@ def test_dovecot_reads_bulwarks_maildir(bulwark_server, tmp_path):
     finally:
         dv.cleanup()
     assert theirs == mine, f"\nbulwark: {mine}\ndovecot: {theirs}"
+
+
+def test_fetch_large_bodies_twice_and_partial(m):
+    """Large bodies go out by reference, not copied (imap_fetch.c): the same
+    message in several items of one FETCH, partial pieces of it, and several
+    large messages in one command are still byte-exact."""
+    raws = [msg(f"big{i}-{H.token()}", body="".join(f"line {k:05d} of big {i}, padded out a bit\r\n"
+                                                     for k in range(300 + 200 * i)))
+            for i in range(3)]
+    uids = [append(m, "INBOX", raw)[1] for raw in raws]
+    select(m)
+    f = fetch(m, f"{uids[0]}:{uids[-1]}", "(RFC822.SIZE BODY.PEEK[] BODY.PEEK[]<5000.6000> "
+              "BODY.PEEK[]<0.100> BODY.PEEK[TEXT])", uid=True)
+    assert len(f) == 3
+    for raw, item in zip(raws, sorted(f.values(), key=lambda v: int(v[b"UID"]))):
+        assert len(raw) > 10000
+        assert item[b"BODY[]"] == raw
+        assert item[b"RFC822.SIZE"] == len(raw)
+        assert item[b"BODY[]<5000>"] == raw[5000:11000]
+        assert item[b"BODY[]<0>"] == raw[:100]
+        assert item[b"BODY[TEXT]"] == raw[raw.index(b"\r\n\r\n") + 4:]
+    g = fetch(m, str(uids[1]), "(RFC822 BODY[])", uid=True)
+    item = next(iter(g.values()))
+    assert item[b"RFC822"] == raws[1] and item[b"BODY[]"] == raws[1]

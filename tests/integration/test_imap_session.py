@@ -814,3 +814,27 @@ def test_two_sessions_counts_stay_consistent(im, action):
     assert count == int(re.search(r"MESSAGES (\d+)", st).group(1)), (count, st)
     for c in (a, b):
         c.close()
+
+
+def test_imaps_fetch_large_bodies(im):
+    """Over TLS, several large bodies in one FETCH (referenced in the output
+    buffer, written up to 256 KiB at a time, past the high-water mark) arrive
+    byte-exact and in order."""
+    sent = []
+    for i in range(4):
+        body = "".join(f"line {k:05d} of large message {i} over imaps, padded\r\n" for k in range(2000))
+        sent.append(deliver(im, "carol@example.org", subject=f"imaps large {i}", body=body)[1])
+    m = IMAPS(im.imaps_port)
+    login_ok(m, "carol@example.org")
+    typ, data = m.select("INBOX")
+    assert typ == "OK"
+    n = int(data[0])
+    typ, data = m.fetch(f"{n - 3}:{n}", "(BODY.PEEK[] BODY.PEEK[]<100.5000>)")
+    assert typ == "OK"
+    bodies = [x for x in data if isinstance(x, tuple)]
+    assert len(bodies) == 8, [x[0][:60] if isinstance(x, tuple) else x for x in data]
+    for raw, whole, part in zip(sent, bodies[0::2], bodies[1::2]):
+        assert len(raw) > 100000
+        assert whole[1].endswith(raw)
+        assert part[1] == whole[1][100:5100]
+    m.logout()
