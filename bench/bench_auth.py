@@ -37,23 +37,22 @@ import base64
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import (BENCH_DOMAIN, BENCH_USER, SMTP_STEPS, BenchError,  # noqa: E402
-                      SmtpClosed, SmtpLineClient, bound_socket, count_files, fetch_metrics,
-                      free_port, log, metrics_sum, percentile, proc_cpu_seconds,
-                      proc_sched_seconds, proc_status_kb, raise_nofile, read_tail,
-                      smtp_transaction, wait_for_port)
+from benchlib import (BENCH_DOMAIN, BENCH_USER, SMTP_STEPS, BenchError, Interrupted,  # noqa: E402
+                      SmtpClosed, SmtpLineClient, arg_parser, bound_socket, catch_signals,
+                      count_files, end_perf, exit_status, fetch_metrics, free_port, log,
+                      make_workdir, metrics_sum, percentile, proc_cpu_seconds, proc_sched_seconds,
+                      proc_status_kb, raise_nofile, read_tail, shut_down, smtp_transaction,
+                      start_perf, wait_for_port, warn_if_loaded)
 from bulwark_instance import AuthBenchInstance  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,17 +70,8 @@ SENDER = "sender@remote.example"
 BAN_SECONDS = 3600
 
 
-class Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum, frame):
-    raise Interrupted(f"signal {signal.Signals(signum).name}")
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arg_parser(__doc__)
     p.add_argument("--transactions", type=int, default=300,
                    help="measured SMTP transactions, without and with the flood (300)")
     p.add_argument("--warmup", type=int, default=30, help="unmeasured transactions first (30)")
@@ -608,25 +598,9 @@ def merge_floods(floods):
     return res
 
 
-def start_perf(pid, path):
-    if not shutil.which("perf"):
-        log("perf: not installed, --perf ignored")
-        return None
-    return subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(pid), "-o", path],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
 def stop_perf(proc, path):
-    if proc is None:
+    if not end_perf(proc):
         return
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     try:
         r = subprocess.run(["perf", "report", "-i", path, "--stdio", "-g", "none", "--no-children",
                             "--sort", "dso,sym", "--percent-limit", "1"],
@@ -644,7 +618,7 @@ def banned_cost_phase(bw, args, tmp):
     per = math.ceil(args.banned_attempts / max(1, len(banned)))
     att = Attackers(tmp, "cost", args.banned_timeout)
     m0 = try_metrics(bw)
-    perf = start_perf(bw.pid, args.perf) if args.perf else None
+    perf = start_perf(bw.pid, args.perf, freq=999) if args.perf else None
     if perf is not None:
         time.sleep(1)  # perf attaching
     cpu0 = daemon_cpu(bw.pid)
@@ -804,20 +778,14 @@ def main(argv):
     args = parse_args(argv)
     if args.worker:
         return worker_main(args)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    catch_signals()
     if not 1 <= args.guessers <= 254 or not 1 <= args.banned <= 254:
         print("bench_auth.py: --guessers and --banned: 1 to 254", file=sys.stderr)
         return 2
     raise_nofile(4096)  # inherited by bulwarkd
 
-    tmp = tempfile.mkdtemp(prefix="bulwark-bench-auth-")
-    log(f"work dir {tmp}")
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        log(f"warning: load average is {load:.2f} before the start: the machine is busy, "
-            f"the numbers will be noisy")
+    tmp = make_workdir("bulwark-bench-auth-")
+    warn_if_loaded()
     report = {"args": {k: v for k, v in vars(args).items()
                        if k not in ("worker", "source", "ports", "max_seconds", "max_attempts")}}
     bw = None
@@ -884,17 +852,9 @@ def main(argv):
               f"{e or type(e).__name__}", file=sys.stderr)
         if "baseline" in report:
             print_report(report)
-        status = 130 if isinstance(e, (Interrupted, KeyboardInterrupt)) else 1
+        status = exit_status(e)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        if bw is not None:
-            bw.stop()
-        if args.keep or (status not in (0, 130) and os.listdir(tmp)):
-            log(f"config, data and log kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shut_down(tmp, args.keep, status, "config, data and log", bw)
     return status
 
 

@@ -30,18 +30,14 @@ Loopback only; every wait is bounded; everything started is stopped on the
 way out, also on Ctrl-C or SIGTERM.
 """
 
-import argparse
 import errno
 import os
 import re
 import selectors
 import shutil
-import signal
 import socket
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -50,27 +46,21 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
-from benchlib import (BenchError, free_port, log, proc_pss_kb, proc_status_kb,  # noqa: E402
-                      process_tree, raise_nofile, read_tail, terminate)
+from benchlib import (BENCH_DOMAIN, BENCH_USER, BenchError, Interrupted, arg_parser,  # noqa: E402
+                      catch_signals, exit_status, free_port, ignore_signals, log, make_workdir,
+                      nb_connect, nb_event, proc_pss_kb, proc_status_kb, process_tree,
+                      raise_nofile, remove_workdir, terminate, wait_for_port)
+from bulwark_instance import BENCH_PASSWORD, CONFIG_HEAD, BulwarkInstance  # noqa: E402
 import dovecot as DV  # noqa: E402
 import imap_corpus as C  # noqa: E402
 
-BENCH_DOMAIN = "bench.test"
-BENCH_USER = "user@bench.test"
-BENCH_PASSWORD = "Kestrel-Throughput-42!x"
 TARGET_IDLE_MB = 100.0
 SMALL_MAILBOX = "Small"        # a Maildir++ folder (.Small) the IDLE sessions select first
 SMALL_MESSAGES = 100
 
 CONFIG = """\
 # bulwark IMAP benchmark config (written by bench/bench_imap.py)
-hostname: mail.bench.test
-domains: [{domain}]
-data_dir: {data_dir}
-user: null
-log_level: {log_level}
-
-listen:
+""" + CONFIG_HEAD + """\
   smtp: [127.0.0.1:{smtp_port}]
   submission: []
   submissions: []
@@ -93,17 +83,8 @@ intrusion_prevention:
 """
 
 
-class Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum, frame):
-    raise Interrupted(f"signal {signal.Signals(signum).name}")
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arg_parser(__doc__)
     p.add_argument("--messages", type=int, default=10000, help="messages in the Maildir (10000)")
     p.add_argument("--rounds", type=int, default=5, help="measured rounds, best reported (5)")
     p.add_argument("--logins", type=int, default=10, help="LOGIN+SELECT per round (10)")
@@ -129,58 +110,25 @@ def parse_args(argv):
 # ---------------------------------------------------------------- servers
 
 
-def wait_imap(host, port, timeout, proc=None):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise BenchError(f"process exited with {proc.returncode} before {host}:{port} answered")
-        try:
-            with socket.create_connection((host, port), timeout=2) as s:
-                s.settimeout(5)
-                data = s.recv(512)
-                if data.startswith(b"* OK"):
-                    s.sendall(b"a LOGOUT\r\n")
-                    return
-                last = data
-        except OSError as e:
-            last = e
-        time.sleep(0.1)
-    raise BenchError(f"{host}:{port} gave no IMAP greeting within {timeout}s (last: {last!r})")
-
-
-class BulwarkImap:
+class BulwarkImap(BulwarkInstance):
     name = "bulwark"
 
     def __init__(self, tmp, build_dir, max_conn, log_level):
-        self.tmp = tmp
-        self.bulwarkd = os.path.join(build_dir, "bulwarkd")
-        self.bulwarkctl = os.path.join(build_dir, "bulwarkctl")
-        self.data_dir = os.path.join(tmp, "bulwark-data")
-        self.config = os.path.join(tmp, "bulwark.yaml")
-        self.logfile = os.path.join(tmp, "bulwarkd.log")
-        self.smtp_port, self.port = free_port(), free_port()
-        self.max_conn, self.log_level = max_conn, log_level
+        super().__init__(tmp, free_port(), build_dir, max_conn=max_conn, log_level=log_level)
+        self.smtp_port = free_port()
         self.maildir = os.path.join(self.data_dir, "mail", BENCH_DOMAIN, "user")
-        self.proc = None
 
-    def check_binaries(self):
-        for b in (self.bulwarkd, self.bulwarkctl):
-            if not os.access(b, os.X_OK):
-                raise BenchError(f"{b} is missing: run `make build` first")
+    def config_text(self):
+        return CONFIG.format(domain=BENCH_DOMAIN, data_dir=self.data_dir,
+                             smtp_port=self.smtp_port, imap_port=self.port,
+                             max_conn=self.max_conn, log_level=self.log_level)
 
-    def setup(self):
-        self.check_binaries()
-        os.makedirs(self.data_dir, 0o700, exist_ok=True)
-        with open(self.config, "w") as f:
-            f.write(CONFIG.format(domain=BENCH_DOMAIN, data_dir=self.data_dir,
-                                  smtp_port=self.smtp_port, imap_port=self.port,
-                                  max_conn=self.max_conn, log_level=self.log_level))
-        r = subprocess.run([self.bulwarkctl, "-c", self.config, "user", "add", BENCH_USER,
-                            "--confirmed"], input=BENCH_PASSWORD + "\n", capture_output=True,
-                           text=True, timeout=60)
-        if r.returncode != 0:
-            raise BenchError(f"bulwarkctl user add failed: {(r.stdout + r.stderr).strip()}")
+    def listen_label(self):
+        return f"IMAP 127.0.0.1:{self.port}"
+
+    def wait_ready(self):
+        wait_for_port("127.0.0.1", self.port, 30, proc=self.proc, greeting=b"* OK",
+                      bye=b"a LOGOUT\r\n", failed="gave no IMAP greeting")
 
     def password_hash(self):
         con = sqlite3.connect(os.path.join(self.data_dir, "bulwark.db"))
@@ -193,31 +141,10 @@ class BulwarkImap:
             raise BenchError(f"unexpected password hash in bulwark.db: {row!r}")
         return row[0]
 
-    def start(self):
-        log(f"bulwark: starting {self.bulwarkd} -c {self.config} (IMAP 127.0.0.1:{self.port})")
-        out = open(self.logfile, "ab")
-        try:
-            self.proc = subprocess.Popen([self.bulwarkd, "-c", self.config], stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        finally:
-            out.close()
-        try:
-            wait_imap("127.0.0.1", self.port, 30, proc=self.proc)
-        except BenchError as e:
-            raise BenchError(f"bulwark: {e}\n{read_tail(self.logfile)}") from None
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def rss_kb(self):
         return proc_status_kb(self.pid, "VmRSS") or 0
 
-    def stop(self):
+    def stop(self):  # without the base class's "had already exited" line
         if self.proc is None:
             return
         terminate(self.proc, grace=20)
@@ -473,16 +400,9 @@ class IdleSessions:
         src = self.sources[self.opened % len(self.sources)]
         self.opened += 1
         self.in_flight += 1
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.SOL_IP, getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24), 1)
-            sock.bind((src, 0))
-            err = sock.connect_ex(("127.0.0.1", self.port))
-        except OSError as e:
-            self._fail(s, f"connect: {errno.errorcode.get(e.errno, e.errno)}")
-            return
-        if err not in (0, errno.EINPROGRESS):
-            self._fail(s, f"connect: {errno.errorcode.get(err, err)}")
+        why = nb_connect(sock, src, "127.0.0.1", self.port)
+        if why:
+            self._fail(s, why)
             return
         self.sel.register(sock, selectors.EVENT_WRITE, s)
 
@@ -493,20 +413,8 @@ class IdleSessions:
             self._fail(s, f"send: {errno.errorcode.get(e.errno, e.errno)}")
 
     def _event(self, s):
-        if s.state == CONNECTING:
-            err = s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                self._fail(s, f"connect: {errno.errorcode.get(err, err)}")
-                return
-            s.state = GREETING
-            self.sel.modify(s.sock, selectors.EVENT_READ, s)
-            return
-        try:
-            data = s.sock.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            self._fail(s, f"recv: {errno.errorcode.get(e.errno, e.errno)}")
+        data = nb_event(s, self.sel, self._fail, 65536, CONNECTING, GREETING)
+        if data is None:
             return
         if not data:
             self._fail(s, f"closed in state {s.state}")
@@ -526,30 +434,39 @@ class IdleSessions:
             s.buf, s.state = b"", LOGIN
             self._send(s, f'l LOGIN "{BENCH_USER}" "{BENCH_PASSWORD}"\r\n'.encode())
         elif s.state == LOGIN and re.search(rb"(^|\r\n)l ", s.buf):
-            if not re.search(rb"(^|\r\n)l OK", s.buf):
-                self._fail(s, f"LOGIN {s.buf[-80:]!r}")
-                return
-            s.buf, s.state = b"", SELECT
-            self._send(s, b"s SELECT " + self.mailbox.encode() + b"\r\n")
+            self._next(s, b"l", "LOGIN", SELECT, self._select_line())
         elif s.state == SELECT and re.search(rb"(^|\r\n)s ", s.buf):
-            if not re.search(rb"(^|\r\n)s OK", s.buf):
-                self._fail(s, f"SELECT {s.buf[-80:]!r}")
-                return
-            s.buf, s.state = b"", IDLE_WAIT
-            self._send(s, b"i IDLE\r\n")
+            self._next(s, b"s", "SELECT", IDLE_WAIT, b"i IDLE\r\n")
         elif s.state == IDLE_WAIT and re.search(rb"(^|\r\n)\+", s.buf):
             s.buf, s.state = b"", IDLE
             self.in_flight -= 1
         elif s.state == DONE_WAIT and re.search(rb"(^|\r\n)i ", s.buf):
-            if not re.search(rb"(^|\r\n)i OK", s.buf):
-                self._fail(s, f"IDLE end {s.buf[-80:]!r}")
-                return
-            s.buf, s.state = b"", SELECT
-            self._send(s, b"s SELECT " + self.mailbox.encode() + b"\r\n")
+            self._next(s, b"i", "IDLE end", SELECT, self._select_line())
+
+    def _select_line(self):
+        return b"s SELECT " + self.mailbox.encode() + b"\r\n"
+
+    def _next(self, s, tag, what, state, line):
+        """The tagged reply to WHAT is in: on OK go to STATE and send LINE."""
+        if not re.search(rb"(^|\r\n)" + tag + rb" OK", s.buf):
+            self._fail(s, f"{what} {s.buf[-80:]!r}")
+            return
+        s.buf, s.state = b"", state
+        self._send(s, line)
 
     def poll(self, timeout):
         for key, _ in self.sel.select(timeout):
             self._event(key.data)
+
+    def _fail_stalled(self, now, stall):
+        for s in self.sessions:
+            if s.state not in (IDLE, FAILED) and now - s.started > stall:
+                self._fail(s, f"stalled in state {s.state}")
+
+    def _fail_unfinished(self, why):
+        for s in self.sessions:
+            if s.state not in (IDLE, FAILED):
+                self._fail(s, why)
 
     def open_all(self, timeout, stall=60):
         t0 = time.monotonic()
@@ -561,16 +478,12 @@ class IdleSessions:
                 break
             self.poll(0.2)
             now = time.monotonic()
-            for s in self.sessions:
-                if s.state not in (IDLE, FAILED) and now - s.started > stall:
-                    self._fail(s, f"stalled in state {s.state}")
+            self._fail_stalled(now, stall)
             if now > next_report:
                 log(f"idle: {self.opened} opened, {self.idle_count()} idling, "
                     f"{sum(self.failures.values())} failed")
                 next_report = now + 10
-        for s in self.sessions:
-            if s.state not in (IDLE, FAILED):
-                self._fail(s, "open_all deadline")
+        self._fail_unfinished("open_all deadline")
         return time.monotonic() - t0
 
     def reselect(self, mailbox, timeout, stall=60):
@@ -589,12 +502,8 @@ class IdleSessions:
                 break
             self.poll(0.2)
             now = time.monotonic()
-            for s in self.sessions:
-                if s.state not in (IDLE, FAILED) and now - s.started > stall:
-                    self._fail(s, f"stalled in state {s.state}")
-        for s in self.sessions:
-            if s.state not in (IDLE, FAILED):
-                self._fail(s, "reselect deadline")
+            self._fail_stalled(now, stall)
+        self._fail_unfinished("reselect deadline")
         return time.monotonic() - t0
 
     def hold(self, seconds):
@@ -716,12 +625,9 @@ def main(argv):
         print("bench_imap.py: the Dovecot half needs root (run as root, or --only bulwark)",
               file=sys.stderr)
         return 2
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    catch_signals()
     raise_nofile(max(args.idle, args.idle_dovecot) * 3 + 4096)
-    tmp = tempfile.mkdtemp(prefix="bulwark-bench-imap-")
-    log(f"work dir {tmp}")
+    tmp = make_workdir("bulwark-bench-imap-")
     bw = dv = None
     best, idle = {}, []
     status = 0
@@ -764,11 +670,9 @@ def main(argv):
         print(f"bench_imap.py: {e or type(e).__name__}", file=sys.stderr)
         if best or idle:
             report(args, best, idle)
-        status = 130 if isinstance(e, (Interrupted, KeyboardInterrupt)) else 1
+        status = exit_status(e)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
+        ignore_signals()
         if bw is not None:
             bw.stop()
         if dv is not None:
@@ -777,10 +681,7 @@ def main(argv):
                 dv.cleanup()
             else:
                 log(f"dovecot files kept in {dv.dv.run}")
-        if args.keep or (status not in (0, 130) and os.listdir(tmp)):
-            log(f"logs and Maildirs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_workdir(tmp, args.keep, status, "logs and Maildirs")
     return status
 
 

@@ -22,21 +22,19 @@ Runs as root (Postfix's master must); everything listens on 127.0.0.1 only,
 every wait is bounded, everything started is stopped on the way out.
 """
 
-import argparse
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import (BENCH_DOMAIN, SMTP_SOURCE, BenchError, cpu_times, free_port,  # noqa: E402
-                      log, proc_cpu_seconds, raise_nofile, read_tail, terminate, wait_for_port)
+from benchlib import (BENCH_DOMAIN, BenchError, Interrupted, arg_parser,  # noqa: E402
+                      catch_signals, cpu_times, end_perf, exit_status, free_port, log,
+                      make_workdir, measured_run, raise_nofile, reap_smtp_source, run_smtp_source,
+                      shut_down, smtp_source_done, terminate, wait_for_port, warn_if_loaded)
 from bulwark_instance import BulwarkInstance  # noqa: E402
 from postfix_instance import PostfixInstance  # noqa: E402
 
@@ -48,17 +46,8 @@ SENDER = f"sender@{BENCH_DOMAIN}"   # From: bench.test, whose keys sign
 RCPT = "user@remote.example"        # not local to either server
 
 
-class Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum, frame):
-    raise Interrupted(f"signal {signal.Signals(signum).name}")
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arg_parser(__doc__)
     p.add_argument("--messages", type=int, default=3000, help="messages per measured run (3000)")
     p.add_argument("--warmup", type=int, default=200, help="warm-up messages per server (200)")
     p.add_argument("--sessions", type=int, default=20, help="parallel inbound SMTP sessions (20)")
@@ -181,34 +170,22 @@ class OutboundBulwark(BulwarkInstance):
             self._ctl("dkim", "keygen", BENCH_DOMAIN)   # rsa-sha256 2048 + ed25519-sha256
 
 
-def run_source(server_port, messages, sessions, size, workdir):
-    out = open(os.path.join(workdir, f"smtp-source-{server_port}-{messages}.out"), "wb")
-    cmd = [SMTP_SOURCE, "-c", "-s", str(sessions), "-l", str(size), "-m", str(messages),
-           "-M", "client.bench.example", "-f", SENDER, "-t", RCPT, f"127.0.0.1:{server_port}"]
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    proc.bench_out = out
-    return proc
-
-
 def drive(name, server, sink, messages, sessions, size, workdir, timeout):
     """Send MESSAGES through SERVER; wait until the sink has counted them all."""
     sess0, base = sink.counters()
     target = base + messages
     cpu0 = cpu_times()
     t0 = time.monotonic()
-    proc = run_source(server.port, messages, sessions, size, workdir)
+    proc = run_smtp_source("127.0.0.1", server.port, messages, sessions, size,
+                           "client.bench.example", workdir, sender=SENDER, rcpt=RCPT)
     accepted_at = done_at = None
     next_check = 0.0
     try:
         deadline = t0 + timeout
         while True:
             now = time.monotonic()
-            if accepted_at is None and proc.poll() is not None:
+            if accepted_at is None and smtp_source_done(name, proc):
                 accepted_at = now
-                if proc.returncode != 0:
-                    proc.bench_out.flush()
-                    raise BenchError(f"{name}: smtp-source exited {proc.returncode}: "
-                                     f"{read_tail(proc.bench_out.name, 600)!r}")
             if now >= next_check:
                 next_check = now + 0.5
                 if not server.alive():
@@ -225,10 +202,7 @@ def drive(name, server, sink, messages, sessions, size, workdir, timeout):
                                  f"{'running' if proc.poll() is None else 'done'})")
             time.sleep(0.01)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.bench_out.close()
+        reap_smtp_source(proc)
     cpu1 = cpu_times()
     span = max(cpu1[2] - cpu0[2], 1)
     total = done_at - t0
@@ -242,25 +216,9 @@ def drive(name, server, sink, messages, sessions, size, workdir, timeout):
     }
 
 
-def start_perf(pid, path):
-    if not shutil.which("perf"):
-        log("perf: not installed, --perf ignored")
-        return None
-    return subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o", path],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
 def stop_perf(proc, path):
-    if proc is None:
+    if not end_perf(proc):
         return
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     r = subprocess.run(["perf", "report", "-i", path, "--stdio", "-g", "none", "--no-children",
                         "--sort", "dso,sym", "--percent-limit", "1.5"],
                        capture_output=True, text=True, timeout=120)
@@ -281,16 +239,11 @@ def throughput(servers, sink, args, workdir):
             os.sync()
             time.sleep(args.pause)
             pid = getattr(server, "pid", None)
-            perf = start_perf(pid, args.perf) if (args.perf and pid and r == 0) else None
-            cpu0 = proc_cpu_seconds(pid) if pid else None
-            try:
-                res = drive(name, server, sink, args.messages, args.sessions, args.size, workdir,
-                            timeout)
-            finally:
-                cpu1 = proc_cpu_seconds(pid) if pid else None
-                stop_perf(perf, args.perf)
-            if cpu0 is not None and cpu1 is not None:
-                res["server_cpu_ms_per_msg"] = (cpu1 - cpu0) * 1000 / res["messages"]
+            res = measured_run(
+                pid, args.perf if r == 0 else None,
+                lambda: drive(name, server, sink, args.messages, args.sessions, args.size,
+                              workdir, timeout),
+                stop_perf)
             log(f"{name}: run {r + 1}: {res['messages']} msgs accepted in "
                 f"{res['accept_seconds']:.2f}s, all at the sink after {res['seconds']:.2f}s "
                 f"({res['rate']:.0f} msg/s); {res['connections']} sink sessions ended meanwhile; machine CPU "
@@ -332,15 +285,10 @@ def main(argv):
     if os.geteuid() != 0:
         print("bench_outbound.py: smtp-sink and Postfix need root", file=sys.stderr)
         return 2
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    catch_signals()
     raise_nofile(8192)
-    tmp = tempfile.mkdtemp(prefix="bulwark-bench-out-")
-    log(f"work dir {tmp}")
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        log(f"warning: load average is {load:.2f} before the start: the numbers will be noisy")
+    tmp = make_workdir("bulwark-bench-out-")
+    warn_if_loaded(why="")
     tp = []
     sink = pf = bw = None
     status = 0
@@ -376,21 +324,9 @@ def main(argv):
         print(f"bench_outbound.py: {e or type(e).__name__}", file=sys.stderr)
         if tp:
             print_report(args, tp, not args.no_dkim)
-        status = 130 if isinstance(e, (Interrupted, KeyboardInterrupt)) else 1
+        status = exit_status(e)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        if bw is not None:
-            bw.stop()
-        if pf is not None:
-            pf.stop()
-        if sink is not None:
-            sink.stop()
-        if args.keep or (status not in (0, 130) and os.listdir(tmp)):
-            log(f"logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shut_down(tmp, args.keep, status, "logs", bw, pf, sink)
     return status
 
 

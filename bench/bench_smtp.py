@@ -18,20 +18,17 @@ every wait is bounded, and everything started is stopped on the way out, also
 on Ctrl-C or SIGTERM.
 """
 
-import argparse
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import (BenchError, drive, free_port, log, proc_cpu_seconds,  # noqa: E402
-                      proc_status_kb, raise_nofile)
+from benchlib import (BenchError, Interrupted, arg_parser, catch_signals, drive,  # noqa: E402
+                      end_perf, exit_status, free_port, log, make_workdir, measured_run,
+                      proc_status_kb, raise_nofile, shut_down, warn_if_loaded)
 from bulwark_instance import BulwarkInstance  # noqa: E402
 from idle_sessions import IdleSessions  # noqa: E402
 from postfix_instance import PostfixInstance  # noqa: E402
@@ -42,17 +39,8 @@ TARGET_RATIO = 2.0        # bulwark at least 2x Postfix end-to-end
 TARGET_IDLE_MB = 150.0    # 10,000 idle sessions under 150 MB RSS
 
 
-class Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum, frame):
-    raise Interrupted(f"signal {signal.Signals(signum).name}")
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arg_parser(__doc__)
     p.add_argument("--messages", type=int, default=5000, help="messages per measured run (5000)")
     p.add_argument("--warmup", type=int, default=200, help="warm-up messages per server (200)")
     p.add_argument("--sessions", type=int, default=50, help="parallel SMTP sessions (50)")
@@ -84,26 +72,9 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def start_perf(pid, path):
-    """perf record -g on PID into PATH, or None when perf is missing or refuses."""
-    if not shutil.which("perf"):
-        log("perf: not installed, --perf ignored")
-        return None
-    return subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o", path],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
 def stop_perf(proc, path):
-    if proc is None:
+    if not end_perf(proc):
         return
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     def report(*extra):
         r = subprocess.run(["perf", "report", "-i", path, "--stdio", "-g", "none", *extra],
                            capture_output=True, text=True, timeout=120)
@@ -139,16 +110,11 @@ def throughput(servers, args, workdir):
             os.sync()
             time.sleep(args.pause)
             pid = getattr(server, "pid", None)
-            perf = start_perf(pid, args.perf) if (args.perf and pid and r == 0) else None
-            cpu0 = proc_cpu_seconds(pid) if pid else None
-            try:
-                res = drive(name, "127.0.0.1", server.port, server.maildir_new, args.messages,
-                            args.sessions, args.size, workdir, timeout, alive=server.alive)
-            finally:
-                cpu1 = proc_cpu_seconds(pid) if pid else None
-                stop_perf(perf, args.perf)
-            if cpu0 is not None and cpu1 is not None:
-                res["server_cpu_ms_per_msg"] = (cpu1 - cpu0) * 1000 / res["messages"]
+            res = measured_run(
+                pid, args.perf if r == 0 else None,
+                lambda: drive(name, "127.0.0.1", server.port, server.maildir_new, args.messages,
+                              args.sessions, args.size, workdir, timeout, alive=server.alive),
+                stop_perf)
             log(f"{name}: run {r + 1}: {res['messages']} msgs, accepted in {res['accept_seconds']:.2f}s, "
                 f"in Maildir after {res['seconds']:.2f}s ({res['rate']:.0f} msg/s); machine CPU "
                 f"{res['cpu_busy'] * 100:.0f}% busy, {res['cpu_iowait'] * 100:.0f}% iowait"
@@ -287,20 +253,14 @@ def main(argv):
         print("bench_smtp.py: the Postfix half needs root (run as root, or --only bulwark)",
               file=sys.stderr)
         return 2
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
+    catch_signals()
     want_fds = max(args.idle, args.idle_postfix) * 2 + 4096
     nofile = raise_nofile(want_fds)  # inherited by bulwarkd too
     if nofile < args.idle + 512:
         log(f"warning: RLIMIT_NOFILE is {nofile}, fewer than --idle {args.idle} needs")
 
-    tmp = tempfile.mkdtemp(prefix="bulwark-bench-")
-    log(f"work dir {tmp}")
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        log(f"warning: load average is {load:.2f} before the start: the machine is busy, "
-            f"the numbers will be noisy")
+    tmp = make_workdir("bulwark-bench-")
+    warn_if_loaded()
     tp, idle = [], []
     pf = bw = None
     status = 0
@@ -337,20 +297,9 @@ def main(argv):
         print(f"bench_smtp.py: {e or type(e).__name__}", file=sys.stderr)
         if tp or idle:
             print_report(args, tp, idle)
-        status = 130 if isinstance(e, (Interrupted, KeyboardInterrupt)) else 1
+        status = exit_status(e)
     finally:
-        # Stop everything, whatever happened above; a second Ctrl-C must not skip this.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        if bw is not None:
-            bw.stop()
-        if pf is not None:
-            pf.stop()
-        if args.keep or (status not in (0, 130) and os.listdir(tmp)):
-            log(f"logs and Maildirs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shut_down(tmp, args.keep, status, "logs and Maildirs", bw, pf)
     return status
 
 

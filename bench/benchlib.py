@@ -4,18 +4,30 @@ Everything here is bounded: every wait has a deadline, every process we start
 is remembered so that the caller can stop it on the way out.
 """
 
+import argparse
+import errno
 import os
 import resource
+import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 BENCH_DOMAIN = "bench.test"
 BENCH_USER = "user@bench.test"
 BENCH_SENDER = "sender@bench.test"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+def arg_parser(doc):
+    """The ArgumentParser of a bench script whose module docstring is DOC."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 class BenchError(Exception):
@@ -33,8 +45,71 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-def wait_for_port(host, port, timeout, proc=None):
-    """Wait until HOST:PORT accepts a connection and sends a 220 greeting."""
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived (raised by on_signal)."""
+
+
+def on_signal(signum, frame):
+    """Signal handler for the bench scripts: turn the signal into Interrupted."""
+    raise Interrupted(f"signal {signal.Signals(signum).name}")
+
+
+def catch_signals():
+    """SIGTERM and SIGHUP raise Interrupted, SIGINT KeyboardInterrupt (even
+    when the script was started with it ignored)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def ignore_signals():
+    """From here on, a second Ctrl-C (or SIGTERM, SIGHUP) must not skip the clean-up."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def exit_status(e):
+    """A bench script's exit status for the exception E that ended it."""
+    return 130 if isinstance(e, (Interrupted, KeyboardInterrupt)) else 1
+
+
+def make_workdir(prefix):
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    log(f"work dir {tmp}")
+    return tmp
+
+
+def warn_if_loaded(why="the machine is busy, "):
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        log(f"warning: load average is {load:.2f} before the start: {why}"
+            f"the numbers will be noisy")
+
+
+def remove_workdir(tmp, keep, status, what):
+    """Remove TMP, unless KEEP or the run failed (STATUS not 0 or 130) and left
+    something there: then say that WHAT is kept."""
+    if keep or (status not in (0, 130) and os.listdir(tmp)):
+        log(f"{what} kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def shut_down(tmp, keep, status, what, *servers):
+    """The end of a bench script's main: ignore signals, stop every server
+    of SERVERS that is not None (in that order), then remove_workdir."""
+    ignore_signals()
+    for server in servers:
+        if server is not None:
+            server.stop()
+    remove_workdir(tmp, keep, status, what)
+
+
+def wait_for_port(host, port, timeout, proc=None, greeting=b"220", bye=b"QUIT\r\n",
+                  failed="did not greet"):
+    """Wait until HOST:PORT accepts a connection and sends a GREETING (SMTP's
+    220 by default; IMAP: b"* OK"), answer it with BYE; return the banner."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -44,9 +119,9 @@ def wait_for_port(host, port, timeout, proc=None):
             with socket.create_connection((host, port), timeout=2) as s:
                 s.settimeout(5)
                 banner = s.recv(512)
-                if banner.startswith(b"220"):
+                if banner.startswith(greeting):
                     try:
-                        s.sendall(b"QUIT\r\n")
+                        s.sendall(bye)
                     except OSError:
                         pass
                     return banner.decode("ascii", "replace").strip()
@@ -54,7 +129,7 @@ def wait_for_port(host, port, timeout, proc=None):
         except OSError as e:
             last = e
         time.sleep(0.1)
-    raise BenchError(f"{host}:{port} did not greet within {timeout}s (last: {last!r})")
+    raise BenchError(f"{host}:{port} {failed} within {timeout}s (last: {last!r})")
 
 
 def count_files(path):
@@ -148,7 +223,8 @@ def proc_comm(pid):
         return "?"
 
 
-def run_smtp_source(host, port, messages, sessions, size, helo, workdir):
+def run_smtp_source(host, port, messages, sessions, size, helo, workdir,
+                    sender=BENCH_SENDER, rcpt=BENCH_USER):
     """Start smtp-source against HOST:PORT; returns the Popen (output to a file).
 
     -s sessions in parallel, -l payload bytes, -m messages in total; each
@@ -157,7 +233,7 @@ def run_smtp_source(host, port, messages, sessions, size, helo, workdir):
     """
     out = open(os.path.join(workdir, f"smtp-source-{port}-{messages}.out"), "wb")
     cmd = [SMTP_SOURCE, "-c", "-s", str(sessions), "-l", str(size), "-m", str(messages),
-           "-M", helo, "-f", BENCH_SENDER, "-t", BENCH_USER, f"{host}:{port}"]
+           "-M", helo, "-f", sender, "-t", rcpt, f"{host}:{port}"]
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     proc.bench_out = out  # closed by the caller through finish_smtp_source
     proc.bench_cmd = cmd
@@ -194,6 +270,25 @@ def proc_cpu_seconds(pid):
     return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def smtp_source_done(name, proc):
+    """Whether smtp-source PROC has exited (BenchError if it failed)."""
+    if proc.poll() is None:
+        return False
+    if proc.returncode != 0:
+        proc.bench_out.flush()
+        raise BenchError(f"{name}: smtp-source exited {proc.returncode}: "
+                         f"{read_tail(proc.bench_out.name, 600)!r}")
+    return True
+
+
+def reap_smtp_source(proc):
+    """Kill smtp-source PROC if it still runs, reap it, close its output file."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.bench_out.close()
+
+
 def drive(name, host, port, maildir_new, messages, sessions, size, workdir, timeout,
           helo="client.bench.example", alive=None):
     """Send MESSAGES with smtp-source and wait until they all sit in MAILDIR_NEW.
@@ -213,13 +308,8 @@ def drive(name, host, port, maildir_new, messages, sessions, size, workdir, time
         deadline = t0 + timeout
         while True:
             now = time.monotonic()
-            if accepted_at is None and proc.poll() is not None:
+            if accepted_at is None and smtp_source_done(name, proc):
                 accepted_at = now
-                if proc.returncode != 0:
-                    proc.bench_out.flush()
-                    raise BenchError(
-                        f"{name}: smtp-source exited {proc.returncode}: "
-                        f"{read_tail(proc.bench_out.name, 600)!r}")
             # Listing a directory of thousands of files costs CPU the servers
             # need: while smtp-source still sends, count twice a second only;
             # once it is done, every 10 ms (that is when the clock stops).
@@ -238,10 +328,7 @@ def drive(name, host, port, maildir_new, messages, sessions, size, workdir, time
                     f"(smtp-source {'running' if proc.poll() is None else 'done'})")
             time.sleep(0.01)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.bench_out.close()
+        reap_smtp_source(proc)
     total = done_at - t0
     acc = accepted_at - t0
     cpu1 = cpu_times()
@@ -258,6 +345,87 @@ def drive(name, host, port, maildir_new, messages, sessions, size, workdir, time
     }
 
 
+def start_perf(pid, path, freq=499):
+    """perf record -g on PID into PATH, or None when perf is missing."""
+    if not shutil.which("perf"):
+        log("perf: not installed, --perf ignored")
+        return None
+    return subprocess.Popen(["perf", "record", "-F", str(freq), "-g", "-p", str(pid), "-o", path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def end_perf(proc):
+    """Stop a perf record started by start_perf (SIGINT, so that it writes its
+    file); False when there was none (PROC None)."""
+    if proc is None:
+        return False
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return True
+
+
+def measured_run(pid, perf_path, run, stop_perf):
+    """RUN() (one measured run against the daemon PID, returning a dict with
+    "messages"), with perf recording PID meanwhile when PERF_PATH is given
+    (STOP_PERF(perf, PERF_PATH) ends and reports it); adds
+    "server_cpu_ms_per_msg" when PID's CPU time could be read."""
+    perf = start_perf(pid, perf_path) if (perf_path and pid) else None
+    cpu0 = proc_cpu_seconds(pid) if pid else None
+    try:
+        res = run()
+    finally:
+        cpu1 = proc_cpu_seconds(pid) if pid else None
+        stop_perf(perf, perf_path)
+    if cpu0 is not None and cpu1 is not None:
+        res["server_cpu_ms_per_msg"] = (cpu1 - cpu0) * 1000 / res["messages"]
+    return res
+
+
+def nb_connect(sock, source, host, port):
+    """Start a non-blocking connect of SOCK from address SOURCE (port chosen at
+    connect time) to HOST:PORT; None, or why it failed ("connect: E...")."""
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((source, 0))
+        err = sock.connect_ex((host, port))
+    except OSError as e:
+        return f"connect: {errno.errorcode.get(e.errno, e.errno)}"
+    if err not in (0, errno.EINPROGRESS):
+        return f"connect: {errno.errorcode.get(err, err)}"
+    return None
+
+
+def nb_event(s, sel, fail, size, connecting, greeting):
+    """The first half of a selector event on a non-blocking session S (with
+    .sock and .state), the one after nb_connect: in state CONNECTING, finish
+    the connect (state GREETING, watched for reading from now on); else read
+    up to SIZE bytes. Returns them (b"" when the server closed), or None when
+    the caller has nothing to do (connected, nothing to read yet, or FAIL(S,
+    why) was called)."""
+    if s.state == connecting:
+        err = s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            fail(s, f"connect: {errno.errorcode.get(err, err)}")
+            return None
+        s.state = greeting
+        sel.modify(s.sock, selectors.EVENT_READ, s)
+        return None
+    try:
+        return s.sock.recv(size)
+    except BlockingIOError:
+        return None
+    except OSError as e:
+        fail(s, f"recv: {errno.errorcode.get(e.errno, e.errno)}")
+        return None
+
+
 def terminate(proc, grace=10.0):
     """SIGTERM a Popen, SIGKILL after GRACE seconds; always reaps it."""
     if proc is None or proc.poll() is not None:
@@ -272,9 +440,7 @@ def terminate(proc, grace=10.0):
         pass
 
 
-# ---- helpers for bench/bench_auth.py (appended; nothing above changed) ----
-
-IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+# ---- helpers for bench/bench_auth.py ----
 
 
 def proc_sched_seconds(pid):

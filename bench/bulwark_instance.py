@@ -13,8 +13,8 @@ from benchlib import BenchError, BENCH_DOMAIN, BENCH_USER, log, read_tail, termi
 
 BENCH_PASSWORD = "Kestrel-Throughput-42!x"  # must not contain "user" or "bench"
 
-CONFIG = """\
-# bulwark benchmark config (written by bench/bulwark_instance.py)
+# The top of every bench config; each one goes on with its listeners.
+CONFIG_HEAD = """\
 hostname: mail.bench.test
 domains: [{domain}]
 data_dir: {data_dir}
@@ -22,6 +22,11 @@ user: null
 log_level: {log_level}
 
 listen:
+"""
+
+CONFIG = """\
+# bulwark benchmark config (written by bench/bulwark_instance.py)
+""" + CONFIG_HEAD + """\
   smtp: [127.0.0.1:{port}]
   submission: []
   submissions: []
@@ -65,16 +70,28 @@ class BulwarkInstance:
             if not os.access(b, os.X_OK):
                 raise BenchError(f"{b} is missing: run `make build` first")
 
+    def config_text(self):
+        """The bulwark.yaml that setup writes (subclasses: their own listeners)."""
+        return CONFIG.format(domain=BENCH_DOMAIN, data_dir=self.data_dir, port=self.port,
+                             max_conn=self.max_conn, log_level=self.log_level)
+
     def setup(self):
         self.check_binaries()
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
         with open(self.config, "w") as f:
-            f.write(CONFIG.format(domain=BENCH_DOMAIN, data_dir=self.data_dir, port=self.port,
-                                  max_conn=self.max_conn, log_level=self.log_level))
+            f.write(self.config_text())
         self._ctl("user", "add", BENCH_USER, "--confirmed", stdin=BENCH_PASSWORD + "\n")
 
+    def listen_label(self):
+        """What start() logs as the address it waits on."""
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self):
+        """Wait until the daemon answers on self.port (an SMTP greeting here)."""
+        wait_for_port("127.0.0.1", self.port, 30, proc=self.proc)
+
     def start(self):
-        log(f"bulwark: starting {self.bulwarkd} -c {self.config} (127.0.0.1:{self.port})")
+        log(f"bulwark: starting {self.bulwarkd} -c {self.config} ({self.listen_label()})")
         out = open(self.logfile, "ab")
         try:
             # Its own session: a Ctrl-C in the terminal reaches us, and we stop it.
@@ -84,7 +101,7 @@ class BulwarkInstance:
         finally:
             out.close()
         try:
-            wait_for_port("127.0.0.1", self.port, 30, proc=self.proc)
+            self.wait_ready()
         except BenchError as e:
             raise BenchError(f"bulwark: {e}\n{read_tail(self.logfile)}") from None
 
@@ -109,17 +126,11 @@ class BulwarkInstance:
             self.proc.wait()
 
 
-# ---- for bench/bench_auth.py (appended; nothing above changed) ----
+# ---- for bench/bench_auth.py ----
 
 AUTH_CONFIG = """\
 # bulwark AUTH-flood benchmark config (written by bench/bulwark_instance.py)
-hostname: mail.bench.test
-domains: [{domain}]
-data_dir: {data_dir}
-user: null
-log_level: {log_level}
-
-listen:
+""" + CONFIG_HEAD + """\
   smtp: [127.0.0.1:{port}]
   submission: [127.0.0.1:{submission_port}]
   submissions: []
@@ -153,16 +164,12 @@ class AuthBenchInstance(BulwarkInstance):
         self.ignoreip = list(ignoreip)
         self.max_conn_ip = max_conn_ip
 
-    def setup(self):
-        self.check_binaries()
-        os.makedirs(self.data_dir, 0o700, exist_ok=True)
-        with open(self.config, "w") as f:
-            f.write(AUTH_CONFIG.format(
-                domain=BENCH_DOMAIN, data_dir=self.data_dir, port=self.port,
-                submission_port=self.submission_port, http_port=self.http_port,
-                max_conn=self.max_conn, max_conn_ip=self.max_conn_ip,
-                log_level=self.log_level, ignoreip=", ".join(self.ignoreip)))
-        self._ctl("user", "add", BENCH_USER, "--confirmed", stdin=BENCH_PASSWORD + "\n")
+    def config_text(self):
+        return AUTH_CONFIG.format(
+            domain=BENCH_DOMAIN, data_dir=self.data_dir, port=self.port,
+            submission_port=self.submission_port, http_port=self.http_port,
+            max_conn=self.max_conn, max_conn_ip=self.max_conn_ip,
+            log_level=self.log_level, ignoreip=", ".join(self.ignoreip))
 
     def ctl(self, *args, stdin=None):
         """bulwarkctl -c CONFIG ARGS: (exit status, stdout + stderr), never raises."""

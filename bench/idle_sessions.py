@@ -13,9 +13,8 @@ import selectors
 import socket
 import time
 
-from benchlib import log
+from benchlib import log, nb_connect, nb_event
 
-IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 FINAL_LINE = re.compile(rb"(?:^|\r\n)(\d{3}) [^\r\n]*\r\n$")
 
 CONNECTING, GREETING, EHLO, IDLE, FAILED = range(5)
@@ -66,34 +65,15 @@ class IdleSessions:
         self.sessions.append(s)
         self.opened += 1
         self.in_flight += 1
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-            sock.bind((src, 0))
-            err = sock.connect_ex((self.host, self.port))
-        except OSError as e:
-            self._fail(s, f"connect: {errno.errorcode.get(e.errno, e.errno)}")
-            return
-        if err not in (0, errno.EINPROGRESS):
-            self._fail(s, f"connect: {errno.errorcode.get(err, err)}")
+        why = nb_connect(sock, src, self.host, self.port)
+        if why:
+            self._fail(s, why)
             return
         self.sel.register(sock, selectors.EVENT_WRITE, s)
 
     def _on_event(self, s, mask):
-        if s.state == CONNECTING:
-            err = s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                self._fail(s, f"connect: {errno.errorcode.get(err, err)}")
-                return
-            s.state = GREETING
-            self.sel.modify(s.sock, selectors.EVENT_READ, s)
-            return
-        try:
-            data = s.sock.recv(4096)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            self._fail(s, f"recv: {errno.errorcode.get(e.errno, e.errno)}")
+        data = nb_event(s, self.sel, self._fail, 4096, CONNECTING, GREETING)
+        if data is None:
             return
         if not data:
             self._fail(s, {GREETING: "closed before greeting", EHLO: "closed after EHLO",
