@@ -32,9 +32,10 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib import (BENCH_DOMAIN, BenchError, Interrupted, arg_parser,  # noqa: E402
-                      catch_signals, cpu_times, end_perf, exit_status, free_port, log,
-                      make_workdir, measured_run, raise_nofile, reap_smtp_source, run_smtp_source,
-                      shut_down, smtp_source_done, terminate, wait_for_port, warn_if_loaded)
+                      catch_signals, cpu_share_since, cpu_times, end_perf, exit_status,
+                      free_port, log, make_workdir, measured_run, raise_nofile,
+                      reap_smtp_source, run_smtp_source, shut_down, smtp_source_done,
+                      terminate, wait_for_port, warn_if_loaded)
 from bulwark_instance import BulwarkInstance  # noqa: E402
 from postfix_instance import PostfixInstance  # noqa: E402
 
@@ -203,16 +204,13 @@ def drive(name, server, sink, messages, sessions, size, workdir, timeout):
             time.sleep(0.01)
     finally:
         reap_smtp_source(proc)
-    cpu1 = cpu_times()
-    span = max(cpu1[2] - cpu0[2], 1)
     total = done_at - t0
     return {
         "server": name, "messages": messages, "seconds": total,
         "rate": messages / total if total > 0 else float("inf"),
         "accept_seconds": accepted_at - t0,
         "connections": sess - sess0,
-        "cpu_busy": (cpu1[0] - cpu0[0]) / span,
-        "cpu_iowait": (cpu1[1] - cpu0[1]) / span,
+        **cpu_share_since(cpu0),
     }
 
 

@@ -260,6 +260,13 @@ def cpu_times():
     return busy, iowait, busy + idle + iowait
 
 
+def cpu_share_since(cpu0):
+    """The machine's CPU busy and iowait shares since CPU0 (a cpu_times())."""
+    cpu1 = cpu_times()
+    span = max(cpu1[2] - cpu0[2], 1)
+    return {"cpu_busy": (cpu1[0] - cpu0[0]) / span, "cpu_iowait": (cpu1[1] - cpu0[1]) / span}
+
+
 def proc_cpu_seconds(pid):
     """utime + stime of PID (all its threads), in seconds; None if gone."""
     try:
@@ -331,11 +338,8 @@ def drive(name, host, port, maildir_new, messages, sessions, size, workdir, time
         reap_smtp_source(proc)
     total = done_at - t0
     acc = accepted_at - t0
-    cpu1 = cpu_times()
-    span = max(cpu1[2] - cpu0[2], 1)
     return {
-        "cpu_busy": (cpu1[0] - cpu0[0]) / span,
-        "cpu_iowait": (cpu1[1] - cpu0[1]) / span,
+        **cpu_share_since(cpu0),
         "server": name,
         "messages": messages,
         "seconds": total,
