@@ -754,6 +754,19 @@ def send_one(port, tok=None, source=UNTRUSTED, sender="sender@remote.example",
         return tok, m.group(1)
 
 
+
+def sendmail_trusted(d, sender, rcpts, body):
+    """smtplib.sendmail from the trusted address to d's SMTP port; returns
+    the refused recipients ({} when all were taken)."""
+    s = smtplib.SMTP(SERVER_IP, d.smtp_port, local_hostname="client.example.org",
+                     source_address=(TRUSTED, 0), timeout=30)
+    try:
+        refused = s.sendmail(sender, rcpts, body)
+    finally:
+        s.quit()
+    return refused
+
+
 def assert_serves(d, source=UNTRUSTED, deliver=False):
     """The server still serves a new client normally: a full transaction
     from a fresh connection gets 250 queued (and, if asked, is delivered)."""
@@ -1172,3 +1185,34 @@ def ban_entry(d, network):
         if b.get("network") == network:
             return b
     return None
+
+
+def start_under_memcheck(d, daemon_bin, vglog):
+    """Start daemon_bin (a build-vg bulwarkd) on d's config under valgrind
+    memcheck: definite and indirect leaks are errors, any error makes the
+    exit code 99; the report goes to vglog, the daemon's output to d's log."""
+    return subprocess.Popen(
+        ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+         "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
+         f"--log-file={vglog}", str(daemon_bin), "-c", str(d.config_path)],
+        cwd=str(d.workdir), stdout=open(d.log_path, "ab"), stderr=subprocess.STDOUT)
+
+
+def assert_memcheck_clean(rc, vglog):
+    """The memcheck run ended with exit 0, no error and no definite leak."""
+    report = vglog.read_text()
+    assert rc == 0, report[-4000:]
+    assert re.search(r"ERROR SUMMARY: 0 errors", report), report[-4000:]
+    assert "definitely lost: 0 bytes" in report or "All heap blocks were freed" in report, report[-4000:]
+
+
+def start_sink_process(sink_dir):
+    """Start sink.py (the outbound sink: DNS and SMTP servers in a separate
+    process) writing into sink_dir; return (proc, {key: value} of its READY
+    line). Close proc.stdin to stop it."""
+    proc = subprocess.Popen(["/usr/bin/python3", str(Path(__file__).parent / "sink.py"),
+                             "--dir", str(sink_dir)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("READY"), line
+    return proc, dict(kv.split("=", 1) for kv in line.split()[1:])

@@ -7,6 +7,8 @@ conftest.py: fixtures that start the real bulwarkd on free loopback ports.
             team@ -> alice, bob). Every daemon is stopped with SIGTERM at the
             end of the test; a non-zero exit or a sanitizer report fails it.
   mx        one such daemon with the default test config, shared by a module.
+  sink      an in-process GatedSink (gated_sink.py) for one test;
+            test_outbound*.py override it with their sink.py process.
 
 On a failing test the tail of each live daemon's log is attached to the report.
 """
@@ -75,6 +77,15 @@ def module_bulwark(tmp_path_factory, request):
 def mx(module_bulwark):
     """A daemon with the default test config and the standard users."""
     return module_bulwark(name="mx")
+
+
+
+@pytest.fixture
+def sink():
+    from gated_sink import GatedSink   # here: aiosmtpd only where it is used
+    s = GatedSink()
+    yield s
+    s.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

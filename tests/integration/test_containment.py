@@ -20,6 +20,7 @@ mismatch, same-subject burst, distinct domains, deferral ratio.
 Loopback only; the untrusted client is 127.0.0.9.
 """
 
+import functools
 import json
 import smtplib
 import ssl
@@ -28,27 +29,13 @@ import time
 import pytest
 
 import bulwark_helpers as H
-from gated_sink import GatedSink
 
 ACCOUNT = "alice@example.test"
 LIMIT = 30   # more than the scheduler's 20 attempts at once: some must wait, and be held
 
 
-@pytest.fixture
-def sink():
-    s = GatedSink()
-    yield s
-    s.stop()
-
-
-def wait_until(cond, timeout=30, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+# this file polls at 0.1 s, for 30 s unless told
+wait_until = functools.partial(H.wait_until, timeout=30, interval=0.1)
 
 
 def alert_script(tmp_path):

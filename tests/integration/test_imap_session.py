@@ -662,7 +662,6 @@ def test_imap_under_memcheck(tmp_path):
     EXPUNGE, IDLE, bad input, a client vanishing mid-literal, SIGTERM with a
     session open. No memcheck error, no definite or indirect leak, exit 0."""
     import os
-    import subprocess
     vg_build = H.REPO / os.environ["BULWARK_VG_BUILD"]
     d = H.Daemon(tmp_path, NO_BANS, name="imap-valgrind")
     vglog = tmp_path / "valgrind.log"
@@ -670,11 +669,7 @@ def test_imap_under_memcheck(tmp_path):
     d.start()
     d.add_user("alice@example.test")
     d.stop()
-    proc = subprocess.Popen(
-        ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
-         "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
-         f"--log-file={vglog}", str(vg_build / "bulwarkd"), "-c", str(d.config_path)],
-        cwd=str(d.workdir), stdout=open(d.log_path, "ab"), stderr=subprocess.STDOUT)
+    proc = H.start_under_memcheck(d, vg_build / "bulwarkd", vglog)
     try:
         deadline = time.monotonic() + 120
         c = None
@@ -718,10 +713,7 @@ def test_imap_under_memcheck(tmp_path):
     finally:
         proc.terminate()
         rc = proc.wait(timeout=120)
-    report = vglog.read_text()
-    assert rc == 0, report[-4000:]
-    assert re.search(r"ERROR SUMMARY: 0 errors", report), report[-4000:]
-    assert "definitely lost: 0 bytes" in report or "All heap blocks were freed" in report, report[-4000:]
+    H.assert_memcheck_clean(rc, vglog)
 
 
 def test_long_search_in_slices_is_correct(im):

@@ -14,9 +14,9 @@ once, a bounce never bounced (null sender), authenticated relay delivered.
 """
 
 import email
+import functools
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -28,12 +28,7 @@ import bulwark_helpers as H
 @pytest.fixture(scope="module")
 def sink(tmp_path_factory):
     d = tmp_path_factory.mktemp("sink")
-    proc = subprocess.Popen(["/usr/bin/python3", str(Path(__file__).parent / "sink.py"),
-                             "--dir", str(d)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("READY"), line
-    ports = dict(kv.split("=", 1) for kv in line.split()[1:])
+    proc, ports = H.start_sink_process(d)
     yield {"dir": d, "dns": int(ports["dns"]), "plain": int(ports["plain"])}
     proc.stdin.close()
     proc.wait(timeout=10)
@@ -48,25 +43,8 @@ def sink_messages(sink):
     return out
 
 
-def wait_until(cond, timeout=20, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def send_trusted(d, sender, rcpts, body):
-    import smtplib
-    s = smtplib.SMTP(H.SERVER_IP, d.smtp_port, local_hostname="client.example.org",
-                     source_address=(H.TRUSTED, 0), timeout=30)
-    try:
-        refused = s.sendmail(sender, rcpts, body)
-    finally:
-        s.quit()
-    return refused
+# this file polls at 0.1 s, for 20 s unless told
+wait_until = functools.partial(H.wait_until, timeout=20, interval=0.1)
 
 
 def bounces_for(d, address):
@@ -84,7 +62,7 @@ def test_delivery_bounce_and_deferral_through_smarthost(bulwark, sink):
     token = f"token-{time.time_ns()}"
     body = (f"From: alice@example.test\r\nTo: bob@far.example\r\nSubject: out {token}\r\n\r\n"
             f"first line\r\n.leading dot line\r\n..two dots\r\nlast\r\n").encode()
-    assert send_trusted(d, "alice@example.test",
+    assert H.sendmail_trusted(d, "alice@example.test",
                         ["bob@far.example", "reject@far.example", "tempfail@far.example"],
                         body) == {}
     # delivered: bob, byte-exact body after the Received header we add
@@ -119,7 +97,7 @@ def test_delivery_bounce_and_deferral_through_smarthost(bulwark, sink):
 
 def test_null_mx_and_missing_domain_bounce_at_once(bulwark, sink):
     d = bulwark({"outbound": {"smarthost": None, "dns_servers": [f"127.0.0.1:{sink['dns']}"]}})
-    assert send_trusted(d, "alice@example.test", ["x@nullmx.test", "y@missing-domain.test"],
+    assert H.sendmail_trusted(d, "alice@example.test", ["x@nullmx.test", "y@missing-domain.test"],
                         b"Subject: nowhere\r\n\r\nbody\r\n") == {}
     def two_failures():
         for rep in bounces_for(d, "alice@example.test"):
@@ -141,7 +119,7 @@ def test_null_mx_and_missing_domain_bounce_at_once(bulwark, sink):
 
 def test_a_bounce_is_never_bounced(bulwark, sink):
     d = bulwark({"outbound": {"smarthost": f"127.0.0.1:{sink['plain']}"}})
-    assert send_trusted(d, "", ["reject@far.example"], b"Subject: bounce\r\n\r\nx\r\n") == {}
+    assert H.sendmail_trusted(d, "", ["reject@far.example"], b"Subject: bounce\r\n\r\nx\r\n") == {}
     wait_until(lambda: "event=queue.bounce_dropped" in d.log_text(), what="the dropped bounce")
     assert "event=queue.bounce " not in d.log_text()
 
@@ -186,7 +164,7 @@ def test_outbound_mail_is_dkim_signed(bulwark, sink):
     msg = (f"From: Alice <alice@example.test>\r\nTo: <dan@far.example>\r\nSubject: {token}\r\n"
            f"Date: Fri, 27 Nov 2026 09:00:00 +0000\r\nMessage-ID: <{token}@example.test>\r\n\r\n"
            f"signed body\r\n").encode()
-    assert send_trusted(d, "alice@example.test", ["dan@far.example"], msg) == {}
+    assert H.sendmail_trusted(d, "alice@example.test", ["dan@far.example"], msg) == {}
     fields, eml = wait_until(lambda: [m for m in sink_messages(sink) if token.encode() in m[1]],
                              what="the signed message at the sink")[0]
     eml = eml.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

@@ -12,8 +12,8 @@ delivery, the 550 bounce, null MX and DKIM; nothing here repeats it.
 """
 
 import email
+import functools
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,13 +25,8 @@ import bulwark_helpers as H
 @pytest.fixture
 def sink(tmp_path_factory):
     d = tmp_path_factory.mktemp("sink")
-    proc = subprocess.Popen(["/usr/bin/python3", str(Path(__file__).parent / "sink.py"),
-                             "--dir", str(d)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("READY"), line
-    ports = {k: (v if k in ("dir", "ca") else int(v))
-             for k, v in (kv.split("=", 1) for kv in line.split()[1:])}
+    proc, ready = H.start_sink_process(d)
+    ports = {k: (v if k in ("dir", "ca") else int(v)) for k, v in ready.items()}
     ports["dir"] = d
     yield ports
     proc.stdin.close()
@@ -62,25 +57,8 @@ def sink_stats(sink, port):
     return {k: int(v) for k, v in (l.split() for l in p.read_text().splitlines())}
 
 
-def wait_until(cond, timeout=20, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def send_trusted(d, sender, rcpts, body):
-    import smtplib
-    s = smtplib.SMTP(H.SERVER_IP, d.smtp_port, local_hostname="client.example.org",
-                     source_address=(H.TRUSTED, 0), timeout=30)
-    try:
-        refused = s.sendmail(sender, rcpts, body)
-    finally:
-        s.quit()
-    return refused
+# this file polls at 0.1 s, for 20 s unless told
+wait_until = functools.partial(H.wait_until, timeout=20, interval=0.1)
 
 
 def message(token, to="bob@far.example"):
@@ -104,7 +82,7 @@ def test_retry_after_451_delivers(bulwark, sink):
     d = bulwark(outbound(sink, "plain", retry_base=1, retry_max=2))
     token = H.token()
     rcpt = f"tempfail1-{token}@far.example"
-    assert send_trusted(d, "alice@example.test", [rcpt], message(token, rcpt)) == {}
+    assert H.sendmail_trusted(d, "alice@example.test", [rcpt], message(token, rcpt)) == {}
     got = wait_until(lambda: with_token(sink, token), timeout=30, what="delivery after the retry")
     assert len(got) == 1 and got[0][0]["rcpt"] == [rcpt]
     log = d.log_text()
@@ -118,7 +96,7 @@ def test_restart_keeps_the_retry_state_and_delivers_once(bulwark, sink):
     d = bulwark(outbound(sink, "plain", retry_base=2, retry_max=2))
     token = H.token()
     rcpt = f"tempfail1-{token}@far.example"
-    assert send_trusted(d, "alice@example.test", [rcpt], message(token, rcpt)) == {}
+    assert H.sendmail_trusted(d, "alice@example.test", [rcpt], message(token, rcpt)) == {}
 
     def deferred():
         rows = [r for r in queue_rows(d) if r["state"] == "deferred"]
@@ -144,7 +122,7 @@ def test_restart_keeps_the_retry_state_and_delivers_once(bulwark, sink):
 def test_starttls_sink_gets_tls_and_the_result_is_logged(bulwark, sink):
     d = bulwark(outbound(sink, "starttls"))
     token = H.token()
-    assert send_trusted(d, "alice@example.test", ["bob@far.example"], message(token)) == {}
+    assert H.sendmail_trusted(d, "alice@example.test", ["bob@far.example"], message(token)) == {}
     fields, _ = wait_until(lambda: with_token(sink, token), what="delivery over STARTTLS")[0]
     assert fields["tls"] == ["1"], fields
     log = d.log_text()
@@ -158,7 +136,7 @@ def test_starttls_sink_gets_tls_and_the_result_is_logged(bulwark, sink):
 def test_failed_tls_handshake_falls_back_to_plaintext(bulwark, sink):
     d = bulwark(outbound(sink, "badtls"))
     token = H.token()
-    assert send_trusted(d, "alice@example.test", ["bob@far.example"], message(token)) == {}
+    assert H.sendmail_trusted(d, "alice@example.test", ["bob@far.example"], message(token)) == {}
     fields, _ = wait_until(lambda: with_token(sink, token), what="delivery in plaintext")[0]
     assert fields["tls"] == ["0"], fields
     log = d.log_text()
@@ -174,7 +152,7 @@ def test_lockdown_stops_everything_then_release_delivers_all(bulwark, sink):
     H.wait_log(d, "event=queue.lockdown", "state=on", since=mark, timeout=6)
     tokens = [H.token() for _ in range(3)]
     for t in tokens:
-        assert send_trusted(d, "alice@example.test", [f"x-{t}@far.example"], message(t)) == {}
+        assert H.sendmail_trusted(d, "alice@example.test", [f"x-{t}@far.example"], message(t)) == {}
     wait_until(lambda: len([r for r in queue_rows(d) if r["state"] == "held"]) == 3,
                what="three held messages")
     time.sleep(2.5)   # a pickup tick: nothing may leave meanwhile
@@ -190,7 +168,7 @@ def test_max_queue_lifetime_expiry_bounces_with_a_dsn(bulwark, sink):
     d = bulwark(outbound(sink, "plain", retry_base=1, retry_max=1, max_queue_lifetime=2))
     token = H.token()
     rcpt = "tempfail@far.example"   # always 451
-    assert send_trusted(d, "alice@example.test", [rcpt], message(token, rcpt)) == {}
+    assert H.sendmail_trusted(d, "alice@example.test", [rcpt], message(token, rcpt)) == {}
 
     def bounce():
         for path, raw in d.read_maildir("alice@example.test"):
@@ -218,7 +196,7 @@ def test_max_queue_lifetime_expiry_bounces_with_a_dsn(bulwark, sink):
 def _send_many(d, n):
     tokens = [H.token() for _ in range(n)]
     for t in tokens:
-        assert send_trusted(d, "alice@example.test", [f"m-{t}@far.example"], message(t)) == {}
+        assert H.sendmail_trusted(d, "alice@example.test", [f"m-{t}@far.example"], message(t)) == {}
     return tokens
 
 

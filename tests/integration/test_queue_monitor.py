@@ -13,31 +13,16 @@ command that hangs is killed after alert_command_timeout while the daemon
 keeps serving. Loopback only.
 """
 
+import functools
 import json
 import smtplib
 import time
 
-import pytest
-
 import bulwark_helpers as H
-from gated_sink import GatedSink
 
 
-@pytest.fixture
-def sink():
-    s = GatedSink()
-    yield s
-    s.stop()
-
-
-def wait_until(cond, timeout=30, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+# this file polls at 0.1 s, for 30 s unless told
+wait_until = functools.partial(H.wait_until, timeout=30, interval=0.1)
 
 
 def script(tmp_path, name, body):
@@ -56,6 +41,13 @@ def send_trusted(d, n, tok):
     s.quit()
 
 
+def monitor_config(sink, **qm):
+    """Outbound to the in-process sink; the queue monitor looks every second
+    unless told, with qm (alert_threshold, alert_command, ...)."""
+    return {"outbound": {"smarthost": f"127.0.0.1:{sink.port}"},
+            "queue_monitor": {"interval_seconds": 1, **qm}}
+
+
 def queue_alerts(out):
     if not out.exists():
         return []
@@ -66,11 +58,8 @@ def queue_alerts(out):
 def test_deferred_messages_over_the_threshold_raise_one_alert(bulwark, sink, tmp_path):
     out = tmp_path / "alerts.jsonl"
     cmd = script(tmp_path, "alert.sh", 'cat >> "$1"\n')
-    port, over = H.http_overrides({
-        "outbound": {"smarthost": f"127.0.0.1:{sink.port}"},
-        "queue_monitor": {"interval_seconds": 2, "alert_threshold": 3,
-                          "alert_command": f"{cmd} {out}"},
-    })
+    port, over = H.http_overrides(monitor_config(sink, interval_seconds=2, alert_threshold=3,
+                                                 alert_command=f"{cmd} {out}"))
     sink.tempfail = True
     d = bulwark(over)
     tok = H.token()
@@ -109,9 +98,7 @@ def test_under_the_threshold_no_alert(bulwark, sink, tmp_path):
     out = tmp_path / "alerts.jsonl"
     cmd = script(tmp_path, "alert.sh", 'cat >> "$1"\n')
     sink.tempfail = True
-    d = bulwark({"outbound": {"smarthost": f"127.0.0.1:{sink.port}"},
-                 "queue_monitor": {"interval_seconds": 1, "alert_threshold": 5,
-                                   "alert_command": f"{cmd} {out}"}})
+    d = bulwark(monitor_config(sink, alert_threshold=5, alert_command=f"{cmd} {out}"))
     send_trusted(d, 5, H.token())   # 5 is not above 5
     wait_until(lambda: d.log_text().count("event=queue.deferred") >= 5, what="5 deferrals")
     wait_until(lambda: d.log_text().count("event=monitor.queue ") >= 3, what="three looks")
@@ -124,9 +111,8 @@ def test_alert_command_no_shell_failure_and_timeout(bulwark, sink, tmp_path):
     marker = tmp_path / "should-not-exist"
     fail = script(tmp_path, "fail.sh", 'echo "args: $1 $2 $3"; read line; echo "got ${#line}"; exit 3\n')
     sink.tempfail = True
-    d = bulwark({"outbound": {"smarthost": f"127.0.0.1:{sink.port}"},
-                 "queue_monitor": {"interval_seconds": 1, "alert_threshold": 1,
-                                   "alert_command": f"{fail} $HOME ; touch{marker}"}})
+    d = bulwark(monitor_config(sink, alert_threshold=1,
+                               alert_command=f"{fail} $HOME ; touch{marker}"))
     send_trusted(d, 2, H.token())
     log = wait_until(lambda: "result=failed exit=3" in d.log_text() and d.log_text(),
                      what="the failed command logged")
@@ -138,10 +124,8 @@ def test_alert_command_no_shell_failure_and_timeout(bulwark, sink, tmp_path):
 
     # a command that hangs is killed after alert_command_timeout; the daemon keeps serving
     hang = script(tmp_path, "hang.sh", "sleep 60\n")
-    d2 = bulwark({"outbound": {"smarthost": f"127.0.0.1:{sink.port}"},
-                  "queue_monitor": {"interval_seconds": 1, "alert_threshold": 1,
-                                    "alert_command": str(hang), "alert_command_timeout": 2}},
-                 name="hang")
+    d2 = bulwark(monitor_config(sink, alert_threshold=1, alert_command=str(hang),
+                                alert_command_timeout=2), name="hang")
     send_trusted(d2, 2, H.token())
     wait_until(lambda: "event=monitor.command alert=queue" in d2.log_text(), what="the start")
     s = smtplib.SMTP(H.SERVER_IP, d2.smtp_port, local_hostname="client.example.org",

@@ -12,7 +12,6 @@ no error and no definite or indirect leak, and the daemon must exit 0.
 
 import base64
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -63,11 +62,7 @@ def test_daemon_under_memcheck(tmp_path):
     boot.terminate()
     assert boot.wait(timeout=30) == 0
     vglog = tmp_path / "valgrind.log"
-    proc = subprocess.Popen(
-        ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
-         "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
-         f"--log-file={vglog}", str(daemon_bin), "-c", str(d.config_path)],
-        cwd=str(d.workdir), stdout=open(d.log_path, "ab"), stderr=subprocess.STDOUT)
+    proc = H.start_under_memcheck(d, daemon_bin, vglog)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -128,7 +123,4 @@ def test_daemon_under_memcheck(tmp_path):
     finally:
         proc.terminate()
         rc = proc.wait(timeout=120)
-    report = vglog.read_text()
-    assert rc == 0, report[-4000:]
-    assert re.search(r"ERROR SUMMARY: 0 errors", report), report[-4000:]
-    assert "definitely lost: 0 bytes" in report or "All heap blocks were freed" in report, report[-4000:]
+    H.assert_memcheck_clean(rc, vglog)
