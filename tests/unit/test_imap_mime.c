@@ -61,6 +61,43 @@ take(struct evbuffer *b)
 
 /* ---- ENVELOPE / BODY / BODYSTRUCTURE ---- */
 
+/* Also the BODY[section] tests' message. */
+static const char nested_msg[] =
+    "From: outer@example.com\n"
+    "To: x@example.com\n"
+    "Subject: forwarded\n"
+    "MIME-Version: 1.0\n"
+    "Content-Type: multipart/mixed; boundary=outer\n"
+    "\n"
+    "--outer\n"
+    "Content-Type: text/plain\n"
+    "\n"
+    "Here is the message.\n"
+    "\n"
+    "--outer\n"
+    "Content-Type: message/rfc822\n"
+    "\n"
+    "From: Inner Person <inner@example.com>\n"
+    "To: y@example.com\n"
+    "Subject: =?iso-8859-1?q?inner_r=E9sum=E9?=\n"
+    "Date: Wed, 2 Mar 2022 11:00:00 +0000\n"
+    "Message-ID: <inner@example.com>\n"
+    "MIME-Version: 1.0\n"
+    "Content-Type: multipart/alternative; boundary=inner\n"
+    "\n"
+    "--inner\n"
+    "Content-Type: text/plain\n"
+    "\n"
+    "inner plain\n"
+    "--inner\n"
+    "Content-Type: text/html\n"
+    "\n"
+    "<b>inner</b>\n"
+    "--inner--\n"
+    "\n"
+    "--outer--\n";
+
+
 struct structure_case {
 	const char *name;
 	const char *msg;
@@ -125,40 +162,7 @@ static const struct structure_case structure_cases[] = {
 	  .bodystructure = "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 0 NIL NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"doc.pdf\") \"<part1@x>\" \"A document\" \"base64\" 154 \"Q2hlY2sgSW50ZWdyaXR5IQ==\" (\"attachment\" (\"filename\" \"doc.pdf\")) (\"en\" \"fr\") \"http://x/doc.pdf\") \"mixed\" (\"boundary\" \"=_b1\") NIL NIL NIL)",
 	  .body = "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 0)(\"application\" \"pdf\" (\"name\" \"doc.pdf\") \"<part1@x>\" \"A document\" \"base64\" 154) \"mixed\")" },
 	{ .name = "nested message/rfc822",
-	  .msg = "From: outer@example.com\n"
-	    "To: x@example.com\n"
-	    "Subject: forwarded\n"
-	    "MIME-Version: 1.0\n"
-	    "Content-Type: multipart/mixed; boundary=outer\n"
-	    "\n"
-	    "--outer\n"
-	    "Content-Type: text/plain\n"
-	    "\n"
-	    "Here is the message.\n"
-	    "\n"
-	    "--outer\n"
-	    "Content-Type: message/rfc822\n"
-	    "\n"
-	    "From: Inner Person <inner@example.com>\n"
-	    "To: y@example.com\n"
-	    "Subject: =?iso-8859-1?q?inner_r=E9sum=E9?=\n"
-	    "Date: Wed, 2 Mar 2022 11:00:00 +0000\n"
-	    "Message-ID: <inner@example.com>\n"
-	    "MIME-Version: 1.0\n"
-	    "Content-Type: multipart/alternative; boundary=inner\n"
-	    "\n"
-	    "--inner\n"
-	    "Content-Type: text/plain\n"
-	    "\n"
-	    "inner plain\n"
-	    "--inner\n"
-	    "Content-Type: text/html\n"
-	    "\n"
-	    "<b>inner</b>\n"
-	    "--inner--\n"
-	    "\n"
-	    "--outer--\n"
-	    "",
+	  .msg = nested_msg,
 	  .envelope = "(NIL \"forwarded\" ((NIL NIL \"outer\" \"example.com\")) ((NIL NIL \"outer\" \"example.com\")) ((NIL NIL \"outer\" \"example.com\")) ((NIL NIL \"x\" \"example.com\")) NIL NIL NIL NIL)",
 	  .bodystructure = "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 22 1 NIL NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 359 (\"Wed, 2 Mar 2022 11:00:00 +0000\" \"=?iso-8859-1?q?inner_r=E9sum=E9?=\" ((\"Inner Person\" NIL \"inner\" \"example.com\")) ((\"Inner Person\" NIL \"inner\" \"example.com\")) ((\"Inner Person\" NIL \"inner\" \"example.com\")) ((NIL NIL \"y\" \"example.com\")) NIL NIL NIL \"<inner@example.com>\") ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 0 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 0 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"inner\") NIL NIL NIL) 17 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"outer\") NIL NIL NIL)",
 	  .body = "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 22 1)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 359 (\"Wed, 2 Mar 2022 11:00:00 +0000\" \"=?iso-8859-1?q?inner_r=E9sum=E9?=\" ((\"Inner Person\" NIL \"inner\" \"example.com\")) ((\"Inner Person\" NIL \"inner\" \"example.com\")) ((\"Inner Person\" NIL \"inner\" \"example.com\")) ((NIL NIL \"y\" \"example.com\")) NIL NIL NIL \"<inner@example.com>\") ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 0)(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 0) \"alternative\") 17) \"mixed\")" },
@@ -470,40 +474,6 @@ test_quoting(void **state)
 
 /* ---- BODY[section] ---- */
 
-static const char nested_msg[] =
-    "From: outer@example.com\n"
-    "To: x@example.com\n"
-    "Subject: forwarded\n"
-    "MIME-Version: 1.0\n"
-    "Content-Type: multipart/mixed; boundary=outer\n"
-    "\n"
-    "--outer\n"
-    "Content-Type: text/plain\n"
-    "\n"
-    "Here is the message.\n"
-    "\n"
-    "--outer\n"
-    "Content-Type: message/rfc822\n"
-    "\n"
-    "From: Inner Person <inner@example.com>\n"
-    "To: y@example.com\n"
-    "Subject: =?iso-8859-1?q?inner_r=E9sum=E9?=\n"
-    "Date: Wed, 2 Mar 2022 11:00:00 +0000\n"
-    "Message-ID: <inner@example.com>\n"
-    "MIME-Version: 1.0\n"
-    "Content-Type: multipart/alternative; boundary=inner\n"
-    "\n"
-    "--inner\n"
-    "Content-Type: text/plain\n"
-    "\n"
-    "inner plain\n"
-    "--inner\n"
-    "Content-Type: text/html\n"
-    "\n"
-    "<b>inner</b>\n"
-    "--inner--\n"
-    "\n"
-    "--outer--\n";
 
 struct section_case {
 	const char *section;
